@@ -1,0 +1,75 @@
+# canopygaps: set-up, tests, demo, lint, benchmarks, packaging.
+# Every target installs what it needs on a fresh Debian 12 machine and is quick the second time.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-rasterio python3-scipy python3-venv
+STAMP_APT := $(VENV)/.apt-stamp
+STAMP_PIP := $(VENV)/.pip-stamp
+export OMP_NUM_THREADS ?= 2
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: help setup test test-all lint format demo bench package train-default docker-lint clean
+
+help:
+	@echo "make demo    - set up, then run the whole pipeline on an embedded scene"
+	@echo "make test    - set up, lint, then run the test suite"
+	@echo "make lint    - ruff + mypy on engine/"
+	@echo "make bench   - benchmarks -> bench/results.json, bench/results.md"
+	@echo "make package - installable QGIS plugin zip in dist/"
+
+# --- set-up -----------------------------------------------------------------------------------
+$(STAMP_APT):
+	@if ! /usr/bin/python3 -c "import qgis.core, rasterio, osgeo.gdal, scipy" 2>/dev/null \
+	   || ! command -v gdalinfo >/dev/null || [ ! -x /usr/bin/qgis_process.bin ]; then \
+	  echo ">> installing QGIS, GDAL and rasterio from Debian (about a minute)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	@touch $@
+
+$(STAMP_PIP): $(STAMP_APT) requirements.txt requirements-dev.txt pyproject.toml
+	@echo ">> installing Python dependencies into $(VENV)"
+	@$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
+	@$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(STAMP_PIP)
+
+# --- quality ----------------------------------------------------------------------------------
+lint: setup
+	$(VENV)/bin/ruff check engine chm_plugin tests bench
+	$(VENV)/bin/ruff format --check engine chm_plugin tests bench
+	$(VENV)/bin/mypy engine
+
+format: setup
+	$(VENV)/bin/ruff format engine chm_plugin tests bench
+	$(VENV)/bin/ruff check --fix engine chm_plugin tests bench
+
+docker-lint: setup
+	$(VENV)/bin/hadolint docker/Dockerfile docker/Dockerfile.cpu
+
+test: lint
+	$(PY) -m pytest -q
+
+test-all: lint
+	RUN_SLOW=1 $(PY) -m pytest -q
+
+# --- pipeline ---------------------------------------------------------------------------------
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	$(PY) -m bench.run
+
+package: setup
+	$(PY) scripts/package_plugin.py
+
+train-default: setup
+	$(PY) -m engine train --config resources/train-default.yaml
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache demo-output

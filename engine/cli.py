@@ -1,0 +1,166 @@
+"""Command-line interface: ``canopygaps <command> [--config FILE] [--key value ...]``.
+
+Every command's options are generated from its typed config dataclass, so the CLI, YAML
+configs, the QGIS plugin and JSON requests share one set of names. Nested settings are
+written with dots (``--optim.lr 0.001``); list values take commas (``--thresholds 2,5,10``).
+
+``canopygaps request --file REQ.json --jsonl`` runs a JSON request and streams JSON-lines
+events on stdout: this is the protocol of the plugin's subprocess and Docker backends.
+
+Exit codes: 0 success, 1 engine error (bad input, bad model...), 2 usage error, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from engine import __version__
+from engine.api import COMMANDS, get_command, run, run_request
+from engine.config.base import Config, apply_override, load_config
+from engine.errors import Cancelled, ConfigError, EngineError
+from engine.events import ConsoleReporter, JsonLinesReporter, Reporter, install_signal_cancel
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def _field_options(cls: type[Config], prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted name, help, type) for every leaf field of a config class."""
+    out: list[tuple[str, str, Any]] = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if isinstance(tp, type) and issubclass(tp, Config):
+            out.extend(_field_options(tp, f"{prefix}{f.name}."))
+        else:
+            out.append((prefix + f.name, f.metadata.get("help", ""), tp))
+    return out
+
+
+def _parse_value(text: str, tp: Any) -> Any:
+    """Parse a command-line string: YAML scalars, comma lists for list-typed fields."""
+    import yaml
+
+    is_list = "list" in str(tp) or "tuple" in str(tp)
+    if is_list and not text.lstrip().startswith("["):
+        return [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+    value = yaml.safe_load(text)
+    # Keep strings that YAML would turn into dates or other odd types as text.
+    return value if isinstance(value, (int, float, bool, list, dict, type(None))) else text
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="canopygaps",
+        description="Forest canopy gap maps at several height thresholds from DSMs.",
+    )
+    parser.add_argument("--version", action="version", version=f"canopygaps {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    req = sub.add_parser("request", help="Run a JSON engine request (plugin protocol).")
+    src = req.add_mutually_exclusive_group(required=True)
+    src.add_argument("--file", type=Path, help="JSON file with {command, params}.")
+    src.add_argument("--json", help="The request as a JSON string.")
+    req.add_argument("--jsonl", action="store_true", help="Stream JSON-lines events on stdout.")
+    for name, spec in COMMANDS.items():
+        p = sub.add_parser(name, help=spec.summary, description=spec.summary)
+        p.add_argument("--config", type=Path, help="YAML or JSON config file; options override it.")
+        p.add_argument("--jsonl", action="store_true", help="Stream JSON-lines events on stdout.")
+        p.add_argument("-v", "--verbose", action="store_true", help="Show debug messages.")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="Override any config key, e.g. --set optim.lr=0.001 (repeatable).")
+    return parser
+
+
+def _add_config_options(parser: argparse.ArgumentParser, cls: type[Config]) -> dict[str, Any]:
+    types_by_dest: dict[str, Any] = {}
+    for dotted, help_text, tp in _field_options(cls):
+        dest = "opt__" + dotted.replace(".", "__")
+        flags = [f"--{dotted}"]
+        if "_" in dotted:
+            flags.append(f"--{dotted.replace('_', '-')}")
+        parser.add_argument(*flags, dest=dest, default=None, metavar="VALUE", help=help_text)
+        types_by_dest[dest] = (dotted, tp)
+    return types_by_dest
+
+
+def _make_reporter(jsonl: bool, verbose: bool = False) -> Reporter:
+    return JsonLinesReporter() if jsonl else ConsoleReporter(verbose=verbose)
+
+
+def _run_guarded(reporter: Reporter, fn: Any) -> int:
+    install_signal_cancel(reporter)
+    try:
+        result = fn()
+    except Cancelled as exc:
+        reporter.error(exc)
+        return EXIT_CANCELLED
+    except EngineError as exc:
+        reporter.error(exc)
+        return EXIT_ERROR
+    except Exception as exc:  # unexpected: report, keep the traceback on stderr
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        reporter.error(exc)
+        return EXIT_ERROR
+    reporter.result(result)
+    if isinstance(reporter, ConsoleReporter):
+        print(json.dumps(result, indent=2, default=str))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``canopygaps`` and ``python -m engine``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    # Two passes: find the command, then add that command's config options (lazy imports).
+    known, _ = parser.parse_known_args(argv)
+    if known.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if known.command == "request":
+        args = parser.parse_args(argv)
+        reporter = _make_reporter(args.jsonl)
+        try:
+            request = json.loads(args.json if args.json else args.file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            reporter.error(ConfigError(f"Cannot read the engine request: {exc}"))
+            return EXIT_USAGE
+        return _run_guarded(reporter, lambda: run_request(request, reporter))
+
+    spec = get_command(known.command)
+    config_cls, _ = spec.load()
+    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
+    cmd_parser = sub.choices[known.command]
+    types_by_dest = _add_config_options(cmd_parser, config_cls)
+    args = parser.parse_args(argv)
+    reporter = _make_reporter(args.jsonl, args.verbose)
+
+    def go() -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        for item in args.set:
+            if "=" not in item:
+                raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
+            key, value = item.split("=", 1)
+            overrides[key.strip()] = value
+        for dest, (dotted, tp) in types_by_dest.items():
+            raw = getattr(args, dest)
+            if raw is not None:
+                overrides[dotted] = _parse_value(raw, tp)
+        if args.config:
+            config = load_config(config_cls, args.config, overrides)
+            return run(known.command, config, reporter)
+        data: dict[str, Any] = {}
+        for dotted, value in overrides.items():
+            apply_override(data, dotted, value)
+        return run(known.command, data, reporter)
+
+    return _run_guarded(reporter, go)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

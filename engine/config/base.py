@@ -1,0 +1,223 @@
+"""Dataclass configs built from plain dicts (YAML/JSON) with strict validation.
+
+A config class is a ``@dataclass`` subclassing :class:`Config`. :func:`from_dict` checks every
+key: an unknown key, a missing required key, or a value of the wrong type raises
+:class:`~engine.errors.ConfigError` naming the full dotted key. Supported field types: ``int``,
+``float``, ``str``, ``bool``, ``Path``, ``Literal[...]``, ``X | None``, ``list[X]``,
+``tuple[X, ...]``, ``dict[str, X]`` and nested :class:`Config` dataclasses. A field may define
+its own check in ``metadata={"check": fn}`` where ``fn(value)`` returns an error string or None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from engine.errors import ConfigError
+
+CONFIG_VERSION = 1
+
+C = TypeVar("C", bound="Config")
+
+
+@dataclasses.dataclass
+class Config:
+    """Base class of typed configs; subclasses are dataclasses."""
+
+    def validate(self) -> None:
+        """Cross-field checks; override and raise :class:`ConfigError`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data copy (paths as strings), ready for YAML/JSON."""
+        return to_dict(self)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config (with ``config_version`` and its kind) as YAML or JSON by suffix."""
+        from engine.io.files import atomic_write_text
+
+        path = Path(path)
+        data = {"config_version": CONFIG_VERSION, "kind": type(self).__name__, **self.to_dict()}
+        if path.suffix.lower() == ".json":
+            text = json.dumps(data, indent=2)
+        else:
+            import yaml
+
+            text = yaml.safe_dump(data, sort_keys=False)
+        atomic_write_text(path, text)
+        return path
+
+
+def to_dict(obj: Any) -> Any:
+    """Recursively convert dataclasses, paths and tuples to plain data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against type ``tp``; return it converted (e.g. int -> float, str -> Path)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"Config key '{key}' must not be empty (null).")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(exc.message)
+        raise ConfigError(errors[0] if len(errors) == 1 else f"Config key '{key}': {'; '.join(errors)}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(
+                f"Config key '{key}' has value {value!r}; valid values: {', '.join(map(repr, allowed))}."
+            )
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"Config key '{key}' must be a list, got {type(value).__name__} {value!r}.")
+        args = get_args(tp)
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config key '{key}' must be a mapping, got {type(value).__name__}.")
+        _, val_tp = get_args(tp) or (str, Any)
+        return {str(k): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Config):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config key '{key}' must be a mapping of {tp.__name__} settings.")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"Config key '{key}' must be true or false, got {value!r}.")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"Config key '{key}' must be an integer, got {value!r}.")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"Config key '{key}' must be an integer, got {value!r}.") from None
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"Config key '{key}' must be text, got {value!r}.")
+        return str(value)
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"Config key '{key}' must be a path, got {value!r}.")
+        return Path(value)
+    raise ConfigError(f"Config key '{key}': unsupported type {_type_name(tp)}.")  # pragma: no cover
+
+
+def from_dict(cls: type[C], data: dict[str, Any] | None, prefix: str = "") -> C:
+    """Build config ``cls`` from ``data``; unknown, missing or ill-typed keys raise ConfigError."""
+    data = dict(data or {})
+    data.pop("config_version", None)
+    kind = data.pop("kind", None)
+    if kind is not None and kind != cls.__name__ and not prefix:
+        raise ConfigError(f"This file holds a {kind} config, not a {cls.__name__} config.")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"Unknown config key(s) {', '.join(repr(prefix + k) for k in unknown)}; "
+            f"valid keys here: {', '.join(sorted(fields))}."
+        )
+    kwargs: dict[str, Any] = {}
+    for name, field in fields.items():
+        key = prefix + name
+        if name in data:
+            value = _coerce(data[name], hints[name], key)
+            check = field.metadata.get("check")
+            if check is not None:
+                problem = check(value)
+                if problem:
+                    raise ConfigError(f"Config key '{key}' = {data[name]!r}: {problem}")
+            kwargs[name] = value
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"Config key '{key}' is required.")
+    obj = cls(**kwargs)
+    obj.validate()
+    return obj
+
+
+def load_config(cls: type[C], path: str | Path, overrides: dict[str, Any] | None = None) -> C:
+    """Read a YAML/JSON config file, apply dotted ``overrides`` and validate."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of keys to values.")
+    for dotted, value in (overrides or {}).items():
+        apply_override(data, dotted, value)
+    return from_dict(cls, data)
+
+
+def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``dotted='a.b'``; strings are parsed as YAML scalars."""
+    import yaml
+
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value else value
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"Cannot set '{dotted}': '{part}' is not a section.")
+    node[parts[-1]] = value
+
+
+def positive(value: Any) -> str | None:
+    """Field check: value > 0."""
+    return None if value > 0 else "must be greater than 0."
+
+
+def fraction(value: Any) -> str | None:
+    """Field check: 0 <= value <= 1."""
+    return None if 0 <= value <= 1 else "must be between 0 and 1."
+
+
+_ = typing  # keep typing importable for string annotations in subclasses

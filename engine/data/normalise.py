@@ -1,0 +1,174 @@
+"""DSM normalisation that keeps metres and does not depend on tiling.
+
+The model sees ``(DSM - low surface) / scale`` where the *low surface* is a robust local low
+percentile of the DSM: the ``percentile``-th value of the valid DSM pixels in blocks of
+``window_m`` metres, placed at block centres and interpolated bilinearly to every pixel.
+
+The low surface is a property of the whole raster, computed once on a coarse grid (a few KB
+even for 16k x 16k rasters) and then sampled for any window. So a tile cut for training, a
+window streamed at inference and a whole-image pass all see exactly the same input values:
+tiling cannot create seams through normalisation. Heights stay in metres (``scale`` is a
+fixed divisor recorded in the model description), so thresholds keep their physical meaning.
+
+Everything here works on arrays; reading blocks is left to the caller (``engine.io``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.config.base import Config, positive
+from engine.errors import NoDataError
+
+
+@dataclass
+class NormalisationConfig(Config):
+    """How DSM heights are turned into model input (recorded in manifests and model files)."""
+
+    method: str = field(default="local_low_percentile", metadata={"help": "Normalisation method."})
+    window_m: float = field(
+        default=64.0, metadata={"help": "Block size in metres of the local low percentile.", "check": positive}
+    )
+    percentile: float = field(
+        default=2.0, metadata={"help": "Low percentile (0-100) of the DSM in each block."}
+    )
+    scale: float = field(
+        default=10.0, metadata={"help": "Divisor (metres) applied after subtraction.", "check": positive}
+    )
+    clip_m: float = field(
+        default=80.0, metadata={"help": "Heights above the low surface are clipped to this (metres).", "check": positive}
+    )
+
+    def validate(self) -> None:
+        from engine.errors import ConfigError
+
+        if self.method != "local_low_percentile":
+            raise ConfigError(
+                f"Config key 'normalisation.method' = {self.method!r}; valid: 'local_low_percentile'."
+            )
+        if not 0 <= self.percentile <= 100:
+            raise ConfigError("Config key 'normalisation.percentile' must be between 0 and 100.")
+
+
+def block_size_px(config: NormalisationConfig, pixel_size: float) -> int:
+    """Block size in pixels for a given pixel size (at least 4 pixels)."""
+    return max(4, int(round(config.window_m / pixel_size)))
+
+
+@dataclass
+class LowSurface:
+    """Low-percentile values on a coarse grid of blocks; sample it for any pixel window.
+
+    ``grid[i, j]`` is the value for the block whose rows are ``i*block .. (i+1)*block`` and
+    columns ``j*block .. (j+1)*block`` of the full raster, located at the block centre.
+    """
+
+    grid: NDArray[np.float32]
+    block: int
+    height: int
+    width: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for manifests and debugging)."""
+        return {"block": self.block, "height": self.height, "width": self.width, "grid": self.grid.tolist()}
+
+    def sample(self, row_off: int, col_off: int, height: int, width: int) -> NDArray[np.float32]:
+        """Bilinear interpolation of the grid at the pixel centres of a window.
+
+        Windows may extend past the raster (negative offsets, padding): values are clamped to
+        the edge blocks, so padded areas get sensible values too.
+        """
+        rows = (np.arange(row_off, row_off + height, dtype=np.float64) + 0.5) / self.block - 0.5
+        cols = (np.arange(col_off, col_off + width, dtype=np.float64) + 0.5) / self.block - 0.5
+        gh, gw = self.grid.shape
+        rows = np.clip(rows, 0, gh - 1)
+        cols = np.clip(cols, 0, gw - 1)
+        r0 = np.floor(rows).astype(np.int64)
+        c0 = np.floor(cols).astype(np.int64)
+        r1 = np.minimum(r0 + 1, gh - 1)
+        c1 = np.minimum(c0 + 1, gw - 1)
+        fr = (rows - r0)[:, None]
+        fc = (cols - c0)[None, :]
+        g = self.grid.astype(np.float64)
+        top = g[r0][:, c0] * (1 - fc) + g[r0][:, c1] * fc
+        bottom = g[r1][:, c0] * (1 - fc) + g[r1][:, c1] * fc
+        return (top * (1 - fr) + bottom * fr).astype(np.float32)
+
+
+def block_percentile(values: NDArray[np.floating], valid: NDArray[np.bool_], percentile: float) -> float:
+    """Percentile of the valid values of one block; NaN when the block has none."""
+    v = values[valid]
+    if v.size == 0:
+        return float("nan")
+    return float(np.percentile(v, percentile))
+
+
+def fill_grid(grid: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Fill NaN blocks with the value of the nearest valid block (rasters with nodata holes)."""
+    mask = np.isnan(grid)
+    if not mask.any():
+        return grid
+    if mask.all():
+        raise NoDataError(
+            "The DSM has no valid pixel.", "Check the nodata value and that the raster holds heights."
+        )
+    from scipy import ndimage
+
+    _, (ri, ci) = ndimage.distance_transform_edt(mask, return_indices=True)
+    return grid[ri, ci].astype(np.float32)
+
+
+def low_surface_from_blocks(
+    blocks: Iterable[tuple[int, int, NDArray[np.floating], NDArray[np.bool_]]],
+    height: int,
+    width: int,
+    block: int,
+    percentile: float,
+) -> LowSurface:
+    """Build a :class:`LowSurface` from ``(block_row, block_col, values, valid)`` tuples.
+
+    The caller streams the raster block by block (aligned to ``block`` pixels), so memory stays
+    bounded by one block whatever the raster size.
+    """
+    gh, gw = -(-height // block), -(-width // block)
+    grid = np.full((gh, gw), np.nan, dtype=np.float32)
+    for bi, bj, values, valid in blocks:
+        grid[bi, bj] = block_percentile(values, valid, percentile)
+    return LowSurface(fill_grid(grid), block, height, width)
+
+
+def low_surface_from_array(
+    dsm: NDArray[np.floating], valid: NDArray[np.bool_], pixel_size: float, config: NormalisationConfig
+) -> LowSurface:
+    """:class:`LowSurface` of a DSM held in memory (tests, small rasters)."""
+    block = block_size_px(config, pixel_size)
+    h, w = dsm.shape
+
+    def gen() -> Iterable[tuple[int, int, NDArray[np.floating], NDArray[np.bool_]]]:
+        for bi in range(-(-h // block)):
+            for bj in range(-(-w // block)):
+                sl = np.s_[bi * block : (bi + 1) * block, bj * block : (bj + 1) * block]
+                yield bi, bj, dsm[sl], valid[sl]
+
+    return low_surface_from_blocks(gen(), h, w, block, config.percentile)
+
+
+def normalise_window(
+    dsm: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    surface: LowSurface,
+    row_off: int,
+    col_off: int,
+    config: NormalisationConfig,
+) -> NDArray[np.float32]:
+    """Model input for one window: ``clip(DSM - low, -clip, clip) / scale``, 0 where invalid."""
+    low = surface.sample(row_off, col_off, *dsm.shape)
+    x = np.where(valid, dsm.astype(np.float32) - low, 0.0)
+    np.clip(x, -config.clip_m, config.clip_m, out=x)
+    x /= config.scale
+    return x.astype(np.float32, copy=False)

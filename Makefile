@@ -22,7 +22,7 @@ help:
 
 # --- set-up -----------------------------------------------------------------------------------
 $(STAMP_APT):
-	@if ! /usr/bin/python3 -c "import qgis.core, rasterio, osgeo.gdal, scipy" 2>/dev/null \
+	@if ! /usr/bin/python3 -c "import qgis.core, rasterio, osgeo.gdal, scipy, ensurepip" 2>/dev/null \
 	   || ! command -v gdalinfo >/dev/null || [ ! -x /usr/bin/qgis_process.bin ]; then \
 	  echo ">> installing QGIS, GDAL and rasterio from Debian (about a minute)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -50,7 +50,28 @@ format: setup
 	$(VENV)/bin/ruff check --fix engine chm_plugin tests bench
 
 docker-lint: setup
-	$(VENV)/bin/hadolint docker/Dockerfile docker/Dockerfile.cpu
+	$(VENV)/bin/hadolint -c docker/.hadolint.yaml docker/Dockerfile docker/Dockerfile.cpu
+
+# --- Docker images (docker/README.md) ---------------------------------------------------------
+.PHONY: docker-build docker-build-cpu docker-run docker-test docker-clean
+DOCKER_ARGS ?= diagnostics
+docker-build:
+	bash docker/build.sh gpu
+
+docker-build-cpu:
+	bash docker/build.sh cpu
+
+docker-run:
+	bash docker/run.sh $(DOCKER_ARGS)
+
+docker-test: docker-lint
+	$(PY) -m pytest -q tests/docker
+	@if docker info >/dev/null 2>&1 && docker image inspect canopygaps:cpu >/dev/null 2>&1; then \
+	  bash docker/smoke.sh canopygaps:cpu; \
+	else echo "docker-test: no Docker engine or no canopygaps:cpu image: image smoke test skipped"; fi
+
+docker-clean:
+	bash docker/clean.sh
 
 test: lint
 	$(PY) -m pytest -q

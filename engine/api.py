@@ -39,36 +39,52 @@ class CommandSpec:
 
 COMMANDS: dict[str, CommandSpec] = {
     "synth": CommandSpec(
-        "engine.data.synthetic", "SynthConfig", "run_synth",
+        "engine.data.synthetic",
+        "SynthConfig",
+        "run_synth",
         "Write a seeded synthetic forest scene (DSM, DTM, CHM) with gaps of known size.",
     ),
     "preprocess": CommandSpec(
-        "engine.data.preprocess", "PreprocessConfig", "run_preprocess",
+        "engine.data.preprocess",
+        "PreprocessConfig",
+        "run_preprocess",
         "Build a training dataset (tiles, gap labels per threshold, split, manifest) from DSMs "
         "plus CHMs or DTMs.",
     ),
     "train": CommandSpec(
-        "engine.training.command", "TrainConfig", "run_train",
+        "engine.training.command",
+        "TrainConfig",
+        "run_train",
         "Train a gap model on a dataset; writes a model file (safetensors + JSON description).",
     ),
     "infer": CommandSpec(
-        "engine.inference.command", "InferConfig", "run_infer",
+        "engine.inference.command",
+        "InferConfig",
+        "run_infer",
         "Predict gap masks at several height thresholds for DSMs of any size.",
     ),
     "classical": CommandSpec(
-        "engine.inference.classical", "ClassicalConfig", "run_classical",
+        "engine.inference.classical",
+        "ClassicalConfig",
+        "run_classical",
         "Gap masks without a model: DSM minus a smoothed local minimum, thresholded.",
     ),
     "evaluate": CommandSpec(
-        "engine.evaluation.command", "EvaluateConfig", "run_evaluate",
+        "engine.evaluation.command",
+        "EvaluateConfig",
+        "run_evaluate",
         "Compare gap masks with a reference CHM or DTM: metrics per threshold and a report.",
     ),
     "export": CommandSpec(
-        "engine.models.export", "ExportConfig", "run_export",
+        "engine.models.export",
+        "ExportConfig",
+        "run_export",
         "Export a model file to ONNX.",
     ),
     "diagnostics": CommandSpec(
-        "engine.diagnostics", "DiagnosticsConfig", "run_diagnostics",
+        "engine.diagnostics",
+        "DiagnosticsConfig",
+        "run_diagnostics",
         "Report versions of Python, GDAL, rasterio, torch, CUDA and the compute devices.",
     ),
 }
@@ -90,7 +106,9 @@ def build_config(command: str, params: dict[str, Any]) -> Config:
     return from_dict(config_cls, params)
 
 
-def run(command: str, params: dict[str, Any] | Config, reporter: Reporter | None = None) -> dict[str, Any]:
+def run(
+    command: str, params: dict[str, Any] | Config, reporter: Reporter | None = None
+) -> dict[str, Any]:
     """Run one engine command and return its JSON-serialisable result."""
     reporter = reporter or NullReporter()
     config_cls, function = get_command(command).load()
@@ -106,7 +124,8 @@ def run_request(request: dict[str, Any], reporter: Reporter | None = None) -> di
     version = request.get("version", REQUEST_VERSION)
     if version != REQUEST_VERSION:
         raise ConfigError(
-            f"Engine request version {version} is not supported (this engine speaks {REQUEST_VERSION}).",
+            f"Engine request version {version} is not supported "
+            f"(this engine speaks {REQUEST_VERSION}).",
             "Update the plugin and the engine to the same release.",
         )
     return run(str(request["command"]), dict(request.get("params") or {}), reporter)

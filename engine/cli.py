@@ -53,7 +53,8 @@ def _parse_value(text: str, tp: Any) -> Any:
     return value if isinstance(value, (int, float, bool, list, dict, type(None))) else text
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and one sub-parser per engine command."""
     parser = argparse.ArgumentParser(
         prog="canopygaps",
         description="Forest canopy gap maps at several height thresholds from DSMs.",
@@ -65,14 +66,21 @@ def _build_parser() -> argparse.ArgumentParser:
     src.add_argument("--file", type=Path, help="JSON file with {command, params}.")
     src.add_argument("--json", help="The request as a JSON string.")
     req.add_argument("--jsonl", action="store_true", help="Stream JSON-lines events on stdout.")
+    commands: dict[str, argparse.ArgumentParser] = {}
     for name, spec in COMMANDS.items():
         p = sub.add_parser(name, help=spec.summary, description=spec.summary)
+        commands[name] = p
         p.add_argument("--config", type=Path, help="YAML or JSON config file; options override it.")
         p.add_argument("--jsonl", action="store_true", help="Stream JSON-lines events on stdout.")
         p.add_argument("-v", "--verbose", action="store_true", help="Show debug messages.")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="Override any config key, e.g. --set optim.lr=0.001 (repeatable).")
-    return parser
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="Override any config key, e.g. --set optim.lr=0.001 (repeatable).",
+        )
+    return parser, commands
 
 
 def _add_config_options(parser: argparse.ArgumentParser, cls: type[Config]) -> dict[str, Any]:
@@ -116,9 +124,10 @@ def _run_guarded(reporter: Reporter, fn: Any) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``canopygaps`` and ``python -m engine``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _build_parser()
+    parser, commands = _build_parser()
     # Two passes: find the command, then add that command's config options (lazy imports).
-    known, _ = parser.parse_known_args(argv)
+    # "-h" is held back in the first pass so the command's help lists its config options.
+    known, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     if known.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -134,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = get_command(known.command)
     config_cls, _ = spec.load()
-    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
-    cmd_parser = sub.choices[known.command]
-    types_by_dest = _add_config_options(cmd_parser, config_cls)
+    types_by_dest = _add_config_options(commands[known.command], config_cls)
     args = parser.parse_args(argv)
     reporter = _make_reporter(args.jsonl, args.verbose)
 

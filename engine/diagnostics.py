@@ -60,7 +60,9 @@ def collect() -> dict[str, Any]:
             torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
         ]
         info["cpu_threads"] = torch.get_num_threads()
-        info["cpu_bf16"] = bool(getattr(torch.backends, "mkldnn", None) and torch.backends.mkldnn.is_available())
+        info["cpu_bf16"] = bool(
+            getattr(torch.backends, "mkldnn", None) and torch.backends.mkldnn.is_available()
+        )
     except Exception as exc:  # torch missing or broken
         info["torch"] = None
         info["torch_error"] = str(exc)

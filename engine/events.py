@@ -42,7 +42,9 @@ class Reporter:
     def progress(self, value: float, stage: str = "") -> None:
         """Report overall progress ``value`` (0..1) within ``stage``; checks for cancel."""
         self.check_cancelled()
-        self.emit({"event": "progress", "value": round(min(max(value, 0.0), 1.0), 4), "stage": stage})
+        self.emit(
+            {"event": "progress", "value": round(min(max(value, 0.0), 1.0), 4), "stage": stage}
+        )
 
     def log(self, message: str, level: str = "info") -> None:
         """Report a log line."""

@@ -112,7 +112,9 @@ def test_request_diagnostics_and_unknown_command() -> None:
 
 
 def test_cli_jsonl_error_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["request", "--jsonl", "--json", json.dumps({"command": "diagnostics", "params": {"x": 1}})])
+    rc = main(
+        ["request", "--jsonl", "--json", json.dumps({"command": "diagnostics", "params": {"x": 1}})]
+    )
     out = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
     assert rc == 1 and out[-1]["event"] == "error" and "'x'" in out[-1]["message"]
     assert main(["diagnostics", "--jsonl"]) == 0

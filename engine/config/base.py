@@ -87,17 +87,22 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(exc.message)
-        raise ConfigError(errors[0] if len(errors) == 1 else f"Config key '{key}': {'; '.join(errors)}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"Config key '{key}': {'; '.join(errors)}"
+        )
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
             raise ConfigError(
-                f"Config key '{key}' has value {value!r}; valid values: {', '.join(map(repr, allowed))}."
+                f"Config key '{key}' has value {value!r}; "
+                f"valid values: {', '.join(map(repr, allowed))}."
             )
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"Config key '{key}' must be a list, got {type(value).__name__} {value!r}.")
+            raise ConfigError(
+                f"Config key '{key}' must be a list, got {type(value).__name__} {value!r}."
+            )
         args = get_args(tp)
         item_tp = args[0] if args else Any
         items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]

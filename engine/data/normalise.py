@@ -32,16 +32,22 @@ class NormalisationConfig(Config):
 
     method: str = field(default="local_low_percentile", metadata={"help": "Normalisation method."})
     window_m: float = field(
-        default=64.0, metadata={"help": "Block size in metres of the local low percentile.", "check": positive}
+        default=64.0,
+        metadata={"help": "Block size in metres of the local low percentile.", "check": positive},
     )
     percentile: float = field(
         default=2.0, metadata={"help": "Low percentile (0-100) of the DSM in each block."}
     )
     scale: float = field(
-        default=10.0, metadata={"help": "Divisor (metres) applied after subtraction.", "check": positive}
+        default=10.0,
+        metadata={"help": "Divisor (metres) applied after subtraction.", "check": positive},
     )
     clip_m: float = field(
-        default=80.0, metadata={"help": "Heights above the low surface are clipped to this (metres).", "check": positive}
+        default=80.0,
+        metadata={
+            "help": "Heights above the low surface are clipped to this (metres).",
+            "check": positive,
+        },
     )
 
     def validate(self) -> None:
@@ -49,7 +55,8 @@ class NormalisationConfig(Config):
 
         if self.method != "local_low_percentile":
             raise ConfigError(
-                f"Config key 'normalisation.method' = {self.method!r}; valid: 'local_low_percentile'."
+                f"Config key 'normalisation.method' = {self.method!r}; "
+                "valid: 'local_low_percentile'."
             )
         if not 0 <= self.percentile <= 100:
             raise ConfigError("Config key 'normalisation.percentile' must be between 0 and 100.")
@@ -57,7 +64,7 @@ class NormalisationConfig(Config):
 
 def block_size_px(config: NormalisationConfig, pixel_size: float) -> int:
     """Block size in pixels for a given pixel size (at least 4 pixels)."""
-    return max(4, int(round(config.window_m / pixel_size)))
+    return max(4, round(config.window_m / pixel_size))
 
 
 @dataclass
@@ -75,7 +82,12 @@ class LowSurface:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for manifests and debugging)."""
-        return {"block": self.block, "height": self.height, "width": self.width, "grid": self.grid.tolist()}
+        return {
+            "block": self.block,
+            "height": self.height,
+            "width": self.width,
+            "grid": self.grid.tolist(),
+        }
 
     def sample(self, row_off: int, col_off: int, height: int, width: int) -> NDArray[np.float32]:
         """Bilinear interpolation of the grid at the pixel centres of a window.
@@ -100,7 +112,9 @@ class LowSurface:
         return (top * (1 - fr) + bottom * fr).astype(np.float32)
 
 
-def block_percentile(values: NDArray[np.floating], valid: NDArray[np.bool_], percentile: float) -> float:
+def block_percentile(
+    values: NDArray[np.floating], valid: NDArray[np.bool_], percentile: float
+) -> float:
     """Percentile of the valid values of one block; NaN when the block has none."""
     v = values[valid]
     if v.size == 0:
@@ -115,7 +129,8 @@ def fill_grid(grid: NDArray[np.float32]) -> NDArray[np.float32]:
         return grid
     if mask.all():
         raise NoDataError(
-            "The DSM has no valid pixel.", "Check the nodata value and that the raster holds heights."
+            "The DSM has no valid pixel.",
+            "Check the nodata value and that the raster holds heights.",
         )
     from scipy import ndimage
 
@@ -143,7 +158,10 @@ def low_surface_from_blocks(
 
 
 def low_surface_from_array(
-    dsm: NDArray[np.floating], valid: NDArray[np.bool_], pixel_size: float, config: NormalisationConfig
+    dsm: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    pixel_size: float,
+    config: NormalisationConfig,
 ) -> LowSurface:
     """:class:`LowSurface` of a DSM held in memory (tests, small rasters)."""
     block = block_size_px(config, pixel_size)

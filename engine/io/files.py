@@ -63,7 +63,9 @@ def atomic_dir(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator
     final = Path(path)
     ensure_parent(final)
     if final.exists() and not overwrite:
-        raise InputError(f"Output folder {final} already exists.", "Choose another folder or allow overwrite.")
+        raise InputError(
+            f"Output folder {final} already exists.", "Choose another folder or allow overwrite."
+        )
     tmp = final.with_name(f".{final.name}.part-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:

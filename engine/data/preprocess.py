@@ -1,0 +1,404 @@
+"""The ``preprocess`` command: DSMs + reference heights -> a tiled, labelled, split dataset.
+
+Per site: the reference grid is the DSM's (or the CHM's for CHM-only sites), optionally
+resampled to ``pixel_size`` and/or reprojected to ``target_crs``. Every other raster (CHM, DTM)
+is resampled onto that grid. The reference heights are ``CHM`` when given, else ``DSM - DTM``;
+CHM-only sites get ``DSM = CHM + synthetic terrain`` (:func:`engine.data.synthetic.terrain`) so
+the model cannot equate low surface with gap. Gap labels are computed on the whole site (size
+filters need whole components), then the site is tiled; tiles are dealt to splits by spatial
+blocks (:mod:`engine.data.split`). The dataset folder (see ARCHITECTURE.md) is written
+atomically: a failure or cancel leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine import __version__
+from engine.config.base import Config, fraction, positive
+from engine.data.labels import LABEL_RULE, NODATA_LABEL, gap_fraction, gap_masks
+from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
+from engine.data.split import SPLITS, SiteTiles, SplitConfig, assign_splits
+from engine.data.tiling import Tile, cut, plan_tiles
+from engine.errors import ConfigError, CRSError, NoDataError
+from engine.events import NullReporter, Reporter
+
+FORMAT = "canopygaps-dataset"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SiteConfig(Config):
+    """One site: a DSM with a CHM or DTM, or a CHM alone."""
+
+    name: str = field(metadata={"help": "Site name (unique in the dataset)."})
+    dsm: Path | None = field(default=None, metadata={"help": "DSM GeoTIFF (model input)."})
+    chm: Path | None = field(default=None, metadata={"help": "CHM GeoTIFF (reference heights)."})
+    dtm: Path | None = field(default=None, metadata={"help": "DTM GeoTIFF (CHM = DSM - DTM)."})
+    crs: str | None = field(
+        default=None,
+        metadata={"help": "CRS to assign to rasters that carry none (e.g. EPSG:32721)."},
+    )
+    synthetic_terrain: bool = field(
+        default=True, metadata={"help": "CHM-only site: DSM = CHM + synthetic terrain (else flat)."}
+    )
+    terrain_relief_m: float = field(
+        default=30.0, metadata={"help": "Relief of the synthetic terrain."}
+    )
+
+    def validate(self) -> None:
+        if self.dsm is None and self.chm is None:
+            raise ConfigError(f"Site '{self.name}' needs a 'dsm' (with 'chm' or 'dtm') or a 'chm'.")
+        if self.dsm is not None and self.chm is None and self.dtm is None:
+            raise ConfigError(
+                f"Site '{self.name}' has a DSM but no reference heights.",
+                "Add its 'chm' or its 'dtm' (labels come from CHM = DSM - DTM).",
+            )
+        if self.dsm is None and self.dtm is not None:
+            raise ConfigError(
+                f"Site '{self.name}' has a DTM but no DSM.", "Give 'dsm' and 'dtm', or a 'chm'."
+            )
+
+
+def _thresholds_ok(value: Any) -> str | None:
+    if not value:
+        return "give at least one threshold."
+    if len(set(value)) != len(value):
+        return "thresholds must be distinct."
+    return None
+
+
+@dataclass
+class PreprocessConfig(Config):
+    """Settings of the ``preprocess`` command."""
+
+    output: Path = field(metadata={"help": "Dataset folder to write."})
+    sites: list[SiteConfig] = field(
+        metadata={"help": "Sites (give them in --config or --set sites=[{name: a, dsm: ...}])."}
+    )
+    thresholds: list[float] = field(
+        default_factory=lambda: [2.0, 5.0, 10.0, 15.0, 20.0],
+        metadata={"help": "Gap height thresholds in metres.", "check": _thresholds_ok},
+    )
+    min_gap_area_m2: float | None = field(
+        default=None, metadata={"help": "Smallest gap kept (m²)."}
+    )
+    max_gap_area_m2: float | None = field(default=None, metadata={"help": "Largest gap kept (m²)."})
+    nested: bool = field(default=True, metadata={"help": "Make masks nested across thresholds."})
+    tile_size: int = field(
+        default=256, metadata={"help": "Tile edge in pixels.", "check": positive}
+    )
+    overlap: int = field(default=0, metadata={"help": "Overlap between tiles in pixels."})
+    edge: Literal["align", "pad"] = field(
+        default="align", metadata={"help": "Last tile: aligned to the edge or padded."}
+    )
+    max_nodata_fraction: float = field(
+        default=0.5, metadata={"help": "Drop tiles with more nodata than this.", "check": fraction}
+    )
+    split: SplitConfig = field(default_factory=SplitConfig)
+    seed: int = field(default=0, metadata={"help": "Seed of the split and synthetic terrain."})
+    normalisation: NormalisationConfig = field(default_factory=NormalisationConfig)
+    pixel_size: float | None = field(
+        default=None, metadata={"help": "Resample every site to this pixel size (m)."}
+    )
+    target_crs: str | None = field(
+        default=None, metadata={"help": "Reproject every site to this projected CRS."}
+    )
+    resampling: str = field(default="bilinear", metadata={"help": "Resampling when grids differ."})
+
+    def validate(self) -> None:
+        names = [s.name for s in self.sites]
+        if not names:
+            raise ConfigError("Config key 'sites' must list at least one site.")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"Site names must be unique, got {names}.")
+        if not 0 <= self.overlap < self.tile_size:
+            raise ConfigError("Config key 'overlap' must be between 0 and tile_size - 1.")
+        lo, hi = self.min_gap_area_m2, self.max_gap_area_m2
+        if lo is not None and hi is not None and lo > hi:
+            raise ConfigError("min_gap_area_m2 must not exceed max_gap_area_m2.")
+        if self.pixel_size is not None and self.pixel_size <= 0:
+            raise ConfigError("Config key 'pixel_size' must be greater than 0.")
+
+
+@dataclass
+class SiteData:
+    """One site's arrays on its reference grid."""
+
+    name: str
+    dsm: NDArray[np.float32]
+    dsm_valid: NDArray[np.bool_]
+    chm: NDArray[np.float32]
+    valid: NDArray[np.bool_]
+    grid: Any  # RasterInfo
+    sources: dict[str, Any]
+
+
+def reference_grid(site: SiteConfig, config: PreprocessConfig) -> Any:
+    """The grid every raster of ``site`` is read onto (a :class:`RasterInfo`)."""
+    from rasterio.warp import calculate_default_transform
+
+    from engine.io.raster import check_band_count, check_projected, make_info, read_info, to_crs
+
+    what = "DSM" if site.dsm is not None else "CHM"
+    path = site.dsm if site.dsm is not None else site.chm
+    assert path is not None
+    info = read_info(path, what=what)
+    check_band_count(info, 1, what=what)
+    if info.crs is None and site.crs is not None:
+        info = info.with_crs(site.crs)
+    if config.target_crs is None and config.pixel_size is None:
+        check_projected(info, what=what)
+        return info
+    dst = to_crs(config.target_crs) if config.target_crs else info.crs
+    if info.crs is None or dst is None:
+        check_projected(info, what=what)  # raises the no-CRS error
+    target = make_info(1, 1, info.transform, dst)
+    check_projected(target, what="target grid")
+    res = config.pixel_size
+    transform, width, height = calculate_default_transform(
+        info.crs, dst, info.width, info.height, *info.bounds, resolution=res
+    )
+    if res is None:  # reprojected with GDAL's suggested size: make the pixels square
+        res = float(max(abs(transform.a), abs(transform.e)))
+        transform, width, height = calculate_default_transform(
+            info.crs, dst, info.width, info.height, *info.bounds, resolution=res
+        )
+    return make_info(width, height, transform, dst, path=info.path)
+
+
+def load_site(site: SiteConfig, config: PreprocessConfig, index: int) -> SiteData:
+    """Read a site's rasters onto its reference grid; build DSM and reference CHM."""
+    from engine.data.synthetic import terrain
+    from engine.io.raster import check_band_count, read_aligned, read_info
+
+    grid = reference_grid(site, config)
+    sources: dict[str, Any] = {}
+
+    def load(path: Path, what: str) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        info = read_info(path, what=what)
+        check_band_count(info, 1, what=what)
+        sources[what.lower()] = {"path": str(path), "grid": info.to_dict()}
+        method = config.resampling
+        finer = info.crs == grid.crs and info.pixel_size < 0.67 * grid.pixel_size
+        if method == "bilinear" and finer:
+            method = "average"  # downsampling: average the source pixels, do not alias
+        try:
+            return read_aligned(path, grid, method, crs=site.crs, what=what)
+        except CRSError as exc:
+            raise CRSError(f"Site '{site.name}': {exc.message}", exc.hint) from None
+
+    if site.dsm is not None:
+        dsm, dsm_valid = load(site.dsm, "DSM")
+        if site.chm is not None:
+            chm, chm_valid = load(site.chm, "CHM")
+            reference = "chm"
+        else:
+            assert site.dtm is not None
+            dtm, dtm_valid = load(site.dtm, "DTM")
+            chm_valid = dsm_valid & dtm_valid
+            chm = np.where(chm_valid, dsm - dtm, np.nan).astype(np.float32)
+            reference = "dsm - dtm"
+    else:
+        assert site.chm is not None
+        chm, chm_valid = load(site.chm, "CHM")
+        if site.synthetic_terrain:
+            rng = np.random.default_rng([config.seed, index])
+            ground = terrain(
+                (chm.shape[0], chm.shape[1]), rng, grid.pixel_size, site.terrain_relief_m
+            )
+            reference = "chm (dsm = chm + synthetic terrain)"
+        else:
+            ground = np.zeros(chm.shape, np.float32)
+            reference = "chm (dsm = chm, flat terrain)"
+        dsm = np.where(chm_valid, chm + ground, np.nan).astype(np.float32)
+        dsm_valid = chm_valid.copy()
+    valid = dsm_valid & chm_valid
+    if not valid.any():
+        raise NoDataError(
+            f"Site '{site.name}' has no pixel where the DSM and the reference heights are both "
+            "valid.",
+            "Check the nodata values and that the rasters cover the same area (same CRS).",
+        )
+    sources["reference"] = reference
+    return SiteData(site.name, dsm, dsm_valid, chm, valid, grid, sources)
+
+
+def _grid_dict(grid: Any) -> dict[str, Any]:
+    d = dict(grid.to_dict())
+    d.pop("path", None)
+    d.pop("count", None)
+    d.pop("dtype", None)
+    d.pop("nodata", None)
+    return d
+
+
+def run_preprocess(config: PreprocessConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Build the dataset folder ``config.output``; returns paths, counts and per-site stats."""
+    from engine.io.files import atomic_dir, atomic_write_text
+
+    reporter = reporter or NullReporter()
+    reporter.progress(0.0, "preprocess")
+    thresholds = [float(t) for t in config.thresholds]
+    size = config.tile_size
+    n_sites = len(config.sites)
+    prepared: list[tuple[SiteData, Any, NDArray[np.uint8], list[Tile]]] = []
+    site_stats: list[dict[str, Any]] = []
+    for i, site in enumerate(config.sites):
+        rep = reporter.sub(0.6 * i / n_sites, 0.6 * (i + 1) / n_sites, f"site {site.name}")
+        rep.progress(0.0)
+        data = load_site(site, config, i)
+        rep.progress(0.4)
+        pixel_area = data.grid.pixel_area
+        labels = gap_masks(
+            data.chm,
+            data.valid,
+            thresholds,
+            pixel_area,
+            config.min_gap_area_m2,
+            config.max_gap_area_m2,
+            config.nested,
+        )
+        rep.progress(0.7)
+        surface = low_surface_from_array(
+            data.dsm, data.dsm_valid, data.grid.pixel_size, config.normalisation
+        )
+        h, w = data.chm.shape
+        try:
+            tiles = plan_tiles(
+                h,
+                w,
+                size,
+                config.overlap,
+                data.valid,
+                config.max_nodata_fraction,
+                config.edge,
+                what=f"site '{site.name}'",
+            )
+        except NoDataError as exc:
+            raise NoDataError(exc.message, exc.hint) from None
+        prepared.append((data, surface, labels, tiles))
+        fractions = gap_fraction(labels)
+        site_stats.append(
+            {
+                "name": site.name,
+                "sources": data.sources,
+                "grid": _grid_dict(data.grid),
+                "valid_fraction": float(data.valid.mean()),
+                "gap_fraction": {f"{t:g}": f for t, f in zip(thresholds, fractions, strict=True)},
+                "chm_percentiles": {
+                    str(p): float(v)
+                    for p, v in zip(
+                        (5, 50, 95), np.percentile(data.chm[data.valid], (5, 50, 95)), strict=True
+                    )
+                },
+                "tiles": len(tiles),
+            }
+        )
+        rep.progress(1.0)
+        reporter.log(
+            f"Site {site.name}: {w} x {h} px at {data.grid.pixel_size:g} m, "
+            f"{len(tiles)} tiles, gap "
+            + ", ".join(
+                f"{t:g} m {f:.1%}"
+                for t, f in zip(thresholds, fractions, strict=True)
+                if f is not None
+            )
+        )
+
+    pixel_sizes = {round(d.grid.pixel_size, 9) for d, *_ in prepared}
+    if len(pixel_sizes) > 1:
+        reporter.log(
+            f"Sites have different pixel sizes {sorted(pixel_sizes)}; set 'pixel_size' to resample "
+            "them to one, as a model sees one pixel size.",
+            "warning",
+        )
+    site_tiles = [
+        SiteTiles(
+            d.name, d.chm.shape[0], d.chm.shape[1], d.grid.transform, d.grid.pixel_size, tiles
+        )
+        for d, _, _, tiles in prepared
+    ]
+    split = assign_splits(site_tiles, config.split, size, config.seed)
+    for s in SPLITS:
+        if not split.splits[s] and (s == "train" or getattr(config.split, f"{s}_fraction") > 0):
+            reporter.log(f"Split '{s}' has no tile (sites too small for the blocks?).", "warning")
+    by_name = {d.name: (d, surface, labels) for d, surface, labels, _ in prepared}
+    n_total = sum(len(v) for v in split.splits.values())
+    done = 0
+    out = Path(config.output)
+    with atomic_dir(out) as tmp:
+        for s in SPLITS:
+            items = split.splits[s]
+            folder = tmp / s
+            folder.mkdir()
+            n = len(items)
+            inputs = np.lib.format.open_memmap(
+                folder / "inputs.npy", "w+", np.float32, (n, 1, size, size)
+            )
+            labs = np.lib.format.open_memmap(
+                folder / "labels.npy", "w+", np.uint8, (n, len(thresholds), size, size)
+            )
+            chms = np.lib.format.open_memmap(
+                folder / "chm.npy", "w+", np.float32, (n, 1, size, size)
+            )
+            records = []
+            for k, (name, t) in enumerate(items):
+                data, surface, labels = by_name[name]
+                dsm_t = cut(data.dsm, t.row, t.col, size, np.nan)
+                ok_t = cut(data.dsm_valid, t.row, t.col, size, False)
+                inputs[k, 0] = normalise_window(
+                    dsm_t, ok_t, surface, t.row, t.col, config.normalisation
+                )
+                labs[k] = cut(labels, t.row, t.col, size, NODATA_LABEL)
+                chm_t = cut(data.chm, t.row, t.col, size, np.nan)
+                chms[k, 0] = np.where(cut(data.valid, t.row, t.col, size, False), chm_t, np.nan)
+                records.append({"site": name, "row": t.row, "col": t.col})
+                done += 1
+                if done % 16 == 0:
+                    reporter.progress(0.6 + 0.38 * done / max(n_total, 1), "write tiles")
+            for arr in (inputs, labs, chms):
+                arr.flush()
+            del inputs, labs, chms
+            (folder / "tiles.json").write_text(json.dumps(records), encoding="utf-8")
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "engine_version": __version__,
+            "thresholds": thresholds,
+            "tile_size": size,
+            "overlap": config.overlap,
+            "channels": ["normalised_dsm"],
+            "pixel_size": pixel_sizes.pop() if len(pixel_sizes) == 1 else None,
+            "normalisation": config.normalisation.to_dict(),
+            "label_rule": {
+                **LABEL_RULE,
+                "min_area_m2": config.min_gap_area_m2,
+                "max_area_m2": config.max_gap_area_m2,
+                "nested": config.nested,
+            },
+            "sites": site_stats,
+            "split": split.description,
+            "counts": {s: len(split.splits[s]) for s in SPLITS},
+            "seed": config.seed,
+        }
+        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))
+        config.save(tmp / "config.yaml")
+        reporter.progress(0.99, "write tiles")
+    reporter.progress(1.0, "preprocess")
+    reporter.log(
+        f"Dataset written to {out}: " + ", ".join(f"{s} {len(split.splits[s])}" for s in SPLITS)
+    )
+    return {
+        "output": str(out),
+        "manifest": str(out / "manifest.json"),
+        "counts": manifest["counts"],
+        "dropped_tiles": split.dropped,
+        "sites": {st["name"]: st["gap_fraction"] for st in site_stats},
+    }

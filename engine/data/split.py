@@ -1,0 +1,238 @@
+"""Spatially blocked train/val/test split without leakage between overlapping tiles.
+
+Each site's grid is cut into square *blocks* (``block_m`` metres, or ``block_tiles`` tiles).
+Blocks, not tiles, are shuffled with the seed and dealt to the splits so that each split gets
+close to its fraction of the tiles. A tile goes to the split of the blocks it covers; a tile that
+straddles blocks of *different* splits is dropped. Hence no val/test tile shares a pixel with a
+train tile, even with overlapping tiles: two tiles that overlap share a block.
+
+*Hold-outs* reserve a rectangle of a site for ``test`` (or ``val``): given in map coordinates
+(``region: [xmin, ymin, xmax, ymax]`` in the site's CRS) or as a ``fraction`` of the site taken
+from one ``side``. Tiles wholly inside go to the hold-out split, tiles that cross its border are
+dropped, and the rest of the site is split by blocks as usual.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from affine import Affine
+
+from engine.config.base import Config, fraction
+from engine.data.tiling import Tile
+from engine.errors import ConfigError, InputError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class HoldoutConfig(Config):
+    """A rectangle of one site reserved for one split."""
+
+    site: str = field(metadata={"help": "Name of the site to hold out from."})
+    region: list[float] | None = field(
+        default=None, metadata={"help": "[xmin, ymin, xmax, ymax] in the site's CRS."}
+    )
+    fraction: float | None = field(
+        default=None, metadata={"help": "Share of the site's width/height taken from 'side'."}
+    )
+    side: Literal["left", "right", "top", "bottom"] = field(
+        default="right", metadata={"help": "Side the fraction is taken from."}
+    )
+    split: Literal["test", "val"] = field(default="test", metadata={"help": "Split it goes to."})
+
+    def validate(self) -> None:
+        if (self.region is None) == (self.fraction is None):
+            raise ConfigError(
+                f"Hold-out of site '{self.site}': give exactly one of 'region' or 'fraction'."
+            )
+        if self.region is not None:
+            r = self.region
+            if len(r) != 4 or not (r[0] < r[2] and r[1] < r[3]):
+                raise ConfigError(
+                    f"Hold-out region {r} of site '{self.site}' must be [xmin, ymin, xmax, ymax] "
+                    "with xmin < xmax and ymin < ymax."
+                )
+        if self.fraction is not None and not 0 < self.fraction < 1:
+            raise ConfigError(f"Hold-out fraction of site '{self.site}' must be between 0 and 1.")
+
+
+@dataclass
+class SplitConfig(Config):
+    """How tiles are dealt to train/val/test."""
+
+    val_fraction: float = field(
+        default=0.15, metadata={"help": "Share of tiles for validation.", "check": fraction}
+    )
+    test_fraction: float = field(
+        default=0.15, metadata={"help": "Share of tiles for test.", "check": fraction}
+    )
+    block_m: float | None = field(
+        default=None, metadata={"help": "Block edge in metres (default: block_tiles tiles)."}
+    )
+    block_tiles: int = field(
+        default=2, metadata={"help": "Block edge in tiles when block_m is unset."}
+    )
+    holdout: list[HoldoutConfig] = field(
+        default_factory=list, metadata={"help": "Rectangles held out for test/val, per site."}
+    )
+
+    def validate(self) -> None:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError("split.val_fraction + split.test_fraction must be below 1.")
+        if self.block_tiles < 1 or (self.block_m is not None and self.block_m <= 0):
+            raise ConfigError("split.block_tiles must be >= 1 and split.block_m > 0.")
+
+
+@dataclass
+class SiteTiles:
+    """The tiles planned on one site's grid."""
+
+    name: str
+    height: int
+    width: int
+    transform: Affine
+    pixel_size: float
+    tiles: list[Tile]
+
+
+@dataclass
+class SplitResult:
+    """Tiles per split as ``(site name, tile)`` pairs, plus a JSON description."""
+
+    splits: dict[str, list[tuple[str, Tile]]]
+    dropped: int
+    description: dict[str, Any]
+
+
+def holdout_rect(h: HoldoutConfig, site: SiteTiles) -> tuple[int, int, int, int]:
+    """The hold-out as a pixel rectangle ``(row0, col0, row1, col1)`` of the site grid."""
+    if h.fraction is not None:
+        nr, nc = round(h.fraction * site.height), round(h.fraction * site.width)
+        return {
+            "left": (0, 0, site.height, nc),
+            "right": (0, site.width - nc, site.height, site.width),
+            "top": (0, 0, nr, site.width),
+            "bottom": (site.height - nr, 0, site.height, site.width),
+        }[h.side]
+    assert h.region is not None
+    xmin, ymin, xmax, ymax = h.region
+    inv = ~site.transform
+    pts = [inv * (x, y) for x in (xmin, xmax) for y in (ymin, ymax)]
+    cols = [p[0] for p in pts]
+    rows = [p[1] for p in pts]
+    r0, r1 = max(math.floor(min(rows) + 1e-9), 0), min(math.ceil(max(rows) - 1e-9), site.height)
+    c0, c1 = max(math.floor(min(cols) + 1e-9), 0), min(math.ceil(max(cols) - 1e-9), site.width)
+    if r1 <= r0 or c1 <= c0:
+        raise InputError(
+            f"Hold-out region {h.region} does not overlap site '{site.name}'.",
+            "Give the region in the site's CRS, inside its extent.",
+        )
+    return (r0, c0, r1, c1)
+
+
+def _inside(t: Tile, rect: tuple[int, int, int, int]) -> bool:
+    r0, c0, r1, c1 = rect
+    return t.row >= r0 and t.col >= c0 and t.row + t.size <= r1 and t.col + t.size <= c1
+
+
+def _touches(t: Tile, rect: tuple[int, int, int, int]) -> bool:
+    r0, c0, r1, c1 = rect
+    return t.row < r1 and r0 < t.row + t.size and t.col < c1 and c0 < t.col + t.size
+
+
+def _block_range(t: Tile, block: int) -> tuple[range, range]:
+    rows = range(math.floor(t.row / block), math.floor((t.row + t.size - 1) / block) + 1)
+    cols = range(math.floor(t.col / block), math.floor((t.col + t.size - 1) / block) + 1)
+    return rows, cols
+
+
+def assign_splits(
+    sites: list[SiteTiles], config: SplitConfig, tile_size: int, seed: int
+) -> SplitResult:
+    """Deal the tiles of all sites to train/val/test (reproducible for a given ``seed``)."""
+    names = {s.name for s in sites}
+    for h in config.holdout:
+        if h.site not in names:
+            raise ConfigError(
+                f"Hold-out names site '{h.site}', which is not in the dataset.",
+                f"Use one of: {', '.join(sorted(names))}.",
+            )
+    out: dict[str, list[tuple[str, Tile]]] = {s: [] for s in SPLITS}
+    dropped = 0
+    pool: list[tuple[SiteTiles, Tile]] = []
+    holdouts_desc = []
+    for site in sites:
+        rects = [(h, holdout_rect(h, site)) for h in config.holdout if h.site == site.name]
+        for h, rect in rects:
+            holdouts_desc.append({"site": site.name, "split": h.split, "pixel_rect": list(rect)})
+        taken = 0
+        for t in site.tiles:
+            home = next((h.split for h, rect in rects if _inside(t, rect)), None)
+            if home is not None:
+                out[home].append((site.name, t))
+                taken += 1
+            elif any(_touches(t, rect) for _, rect in rects):
+                dropped += 1
+            else:
+                pool.append((site, t))
+        if rects and taken == 0:
+            raise InputError(
+                f"The hold-out of site '{site.name}' holds no whole tile.",
+                "Make the hold-out region larger or the tiles smaller (tile_size).",
+            )
+
+    block_px: dict[str, int] = {}
+    for site in sites:
+        b = config.block_m / site.pixel_size if config.block_m else config.block_tiles * tile_size
+        block_px[site.name] = max(1, round(b))
+    # weight of each block = tiles whose centre lies in it
+    weight: dict[tuple[str, int, int], int] = {}
+    for site, t in pool:
+        b = block_px[site.name]
+        key = (site.name, (t.row + t.size // 2) // b, (t.col + t.size // 2) // b)
+        weight[key] = weight.get(key, 0) + 1
+    blocks = sorted(weight)
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    targets = {
+        "train": 1 - config.val_fraction - config.test_fraction,
+        "val": config.val_fraction,
+        "test": config.test_fraction,
+    }
+    total = sum(weight.values())
+    have = dict.fromkeys(SPLITS, 0)
+    block_split: dict[tuple[str, int, int], str] = {}
+    for i in order:
+        key = blocks[int(i)]
+        split = max(SPLITS, key=lambda s: (targets[s] * total - have[s], targets[s]))
+        block_split[key] = split
+        have[split] += weight[key]
+
+    # blocks that only hold tile edges follow the block of the first tile reaching into them
+    for site, t in pool:
+        b = block_px[site.name]
+        own = block_split[(site.name, (t.row + t.size // 2) // b, (t.col + t.size // 2) // b)]
+        rows, cols = _block_range(t, b)
+        for r in rows:
+            for c in cols:
+                block_split.setdefault((site.name, r, c), own)
+    for site, t in pool:
+        rows, cols = _block_range(t, block_px[site.name])
+        got = {block_split[(site.name, r, c)] for r in rows for c in cols}
+        if len(got) == 1:
+            out[got.pop()].append((site.name, t))
+        else:  # straddles blocks of different splits: would leak
+            dropped += 1
+    description = {
+        "method": "spatial_blocks",
+        "seed": seed,
+        "fractions": targets,
+        "block_px": block_px,
+        "holdout": holdouts_desc,
+        "counts": {s: len(v) for s, v in out.items()},
+        "dropped_straddling": dropped,
+    }
+    return SplitResult(out, dropped, description)

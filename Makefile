@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-rasterio python3-scipy python3-venv
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-rasterio python3-scipy python3-matplotlib python3-venv
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 export OMP_NUM_THREADS ?= 2
@@ -22,7 +22,7 @@ help:
 
 # --- set-up -----------------------------------------------------------------------------------
 $(STAMP_APT):
-	@if ! /usr/bin/python3 -c "import qgis.core, rasterio, osgeo.gdal, scipy, ensurepip" 2>/dev/null \
+	@if ! /usr/bin/python3 -c "import qgis.core, rasterio, osgeo.gdal, scipy, matplotlib, ensurepip" 2>/dev/null \
 	   || ! command -v gdalinfo >/dev/null || [ ! -x /usr/bin/qgis_process.bin ]; then \
 	  echo ">> installing QGIS, GDAL and rasterio from Debian (about a minute)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

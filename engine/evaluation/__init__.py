@@ -1,0 +1,37 @@
+"""Evaluation of gap masks against a reference: confusion counts, metrics and reports.
+
+Array-level maths, one concept per module (no file access):
+
+- :mod:`.confusion`    pixel confusion counts (summed, never averaged) and pixel metrics
+- :mod:`.objects`      8-connected gap objects, one-to-one matching, per size class
+- :mod:`.powerlaw`     gap-size-frequency exponent lambda (maximum likelihood)
+- :mod:`.gapfraction`  gap fraction per grid cell: R², RMSE, bias
+- :mod:`.nesting`      nesting violations across thresholds
+- :mod:`.results`      per band / per method results and their aggregation over sites
+
+Orchestration: :mod:`.site` (reads windows through ``engine.io.raster``), :mod:`.figures`,
+:mod:`.report` and :mod:`.command` (``EvaluateConfig``, ``run_evaluate``).
+"""
+
+from engine.evaluation.confusion import ConfusionCounts, confusion_counts, pixel_metrics
+from engine.evaluation.gapfraction import CellStats, cell_fractions, gap_fraction_stats
+from engine.evaluation.nesting import NestingCounts, nesting_counts
+from engine.evaluation.objects import ObjectCounts, label_gaps, match_objects, object_counts
+from engine.evaluation.powerlaw import PowerLawFit, fit_power_law
+
+__all__ = [
+    "CellStats",
+    "ConfusionCounts",
+    "NestingCounts",
+    "ObjectCounts",
+    "PowerLawFit",
+    "cell_fractions",
+    "confusion_counts",
+    "fit_power_law",
+    "gap_fraction_stats",
+    "label_gaps",
+    "match_objects",
+    "nesting_counts",
+    "object_counts",
+    "pixel_metrics",
+]

@@ -1,0 +1,221 @@
+"""Typed configuration of the ``evaluate`` command."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.config.base import Config, positive
+from engine.errors import ConfigError
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value is None or value >= 0 else "must be 0 or more."
+
+
+def _thresholds_ok(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not value:
+        return "give at least one threshold (or leave it empty to use the prediction bands)."
+    if len(set(value)) != len(value):
+        return "thresholds must be distinct."
+    return None
+
+
+def _edges_ok(value: Any) -> str | None:
+    if any(b <= a for a, b in itertools.pairwise(value)) or any(v <= 0 for v in value):
+        return "size class edges must be positive and increasing."
+    return None
+
+
+@dataclass
+class SiteConfig(Config):
+    """One evaluation site: its reference heights and the gap masks to compare with them."""
+
+    name: str = field(metadata={"help": "Site name (unique; used in tables and file names)."})
+    reference_chm: Path | None = field(
+        default=None, metadata={"help": "Reference canopy height model GeoTIFF (metres)."}
+    )
+    dsm: Path | None = field(
+        default=None,
+        metadata={
+            "help": "The site's DSM: with reference_dtm it gives the reference CHM = DSM - DTM; "
+            "models and the classical baseline are run on it."
+        },
+    )
+    reference_dtm: Path | None = field(
+        default=None,
+        metadata={"help": "Reference terrain model (with dsm, instead of reference_chm)."},
+    )
+    predictions: dict[str, Path] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Gap-mask GeoTIFFs to evaluate: method label -> path (one band per threshold)."
+        },
+    )
+    crs: str | None = field(
+        default=None,
+        metadata={"help": "CRS (e.g. EPSG:32722) assigned to this site's rasters that carry none."},
+    )
+
+    def validate(self) -> None:
+        key = f"sites[{self.name}]"
+        if not self.name.strip():
+            raise ConfigError("Config key 'sites[].name' must not be empty.")
+        if self.reference_chm is None and self.reference_dtm is None:
+            raise ConfigError(
+                f"Site '{self.name}' has no reference.",
+                f"Set {key}.reference_chm, or {key}.dsm and {key}.reference_dtm.",
+            )
+        if self.reference_chm is not None and self.reference_dtm is not None:
+            raise ConfigError(
+                f"Site '{self.name}' has both reference_chm and reference_dtm.",
+                "Give one reference: a CHM, or a DTM (with the DSM).",
+            )
+        if self.reference_dtm is not None and self.dsm is None:
+            raise ConfigError(
+                f"Site '{self.name}' has a reference_dtm but no dsm.",
+                f"Set {key}.dsm (CHM = DSM - DTM).",
+            )
+        for label in self.predictions:
+            if not label.strip():
+                raise ConfigError(f"Site '{self.name}': prediction labels must not be empty.")
+
+
+@dataclass
+class EvaluateConfig(Config):
+    """Compare gap masks with reference labels over one or more sites and write a report."""
+
+    sites: list[SiteConfig] = field(
+        metadata={
+            "help": "Sites: {name, reference_chm | (dsm + reference_dtm), predictions: {label: "
+            "gap-mask GeoTIFF}, crs}."
+        }
+    )
+    output: Path = field(
+        metadata={"help": "Report folder (metrics.json, metrics.csv, report.md/.html, figures/)."}
+    )
+    models: list[Path] = field(
+        default_factory=list,
+        metadata={"help": "Model files (.safetensors) to run on each site's DSM and evaluate too."},
+    )
+    classical: bool = field(
+        default=False,
+        metadata={"help": "Also run the classical baseline (no model) on each site's DSM."},
+    )
+    thresholds: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Height thresholds (m) to evaluate; default: those in the prediction band "
+            "descriptions ('gap <= 5 m') common to every method.",
+            "check": _thresholds_ok,
+        },
+    )
+    min_gap_area_m2: float | None = field(
+        default=None,
+        metadata={
+            "help": "Smallest reference gap kept (m², inclusive); use the preprocessing value.",
+            "check": _non_negative,
+        },
+    )
+    max_gap_area_m2: float | None = field(
+        default=None,
+        metadata={
+            "help": "Largest reference gap kept (m², inclusive); use the preprocessing value.",
+            "check": _non_negative,
+        },
+    )
+    filter_predicted_objects: bool = field(
+        default=True,
+        metadata={
+            "help": "Apply the gap area limits to predicted gaps too, for object metrics and gap "
+            "sizes (pixel metrics always use the raw prediction)."
+        },
+    )
+    cell_size_m: float = field(
+        default=20.0,
+        metadata={
+            "help": "Grid cell size (m) for per-cell gap fraction R², RMSE, bias.",
+            "check": positive,
+        },
+    )
+    size_classes_m2: list[float] = field(
+        default_factory=lambda: [10.0, 100.0, 1000.0],
+        metadata={
+            "help": "Gap-size class edges (m²) for object metrics: <10, 10-100, ...",
+            "check": _edges_ok,
+        },
+    )
+    min_iou: float = field(
+        default=0.5,
+        metadata={
+            "help": "IoU needed for a predicted and a reference gap to match (0.5-1).",
+            "check": lambda v: None if 0.5 <= v <= 1 else "must be between 0.5 and 1.",
+        },
+    )
+    lambda_method: Literal["continuous", "discrete"] = field(
+        default="continuous",
+        metadata={
+            "help": "Gap-size exponent estimator: continuous MLE (ForestGapR Hanel_2017) or "
+            "discrete zeta MLE (ForestGapR Asner_2013)."
+        },
+    )
+    resampling: Literal["average", "bilinear", "nearest", "cubic"] = field(
+        default="average",
+        metadata={
+            "help": "Resampling of the reference heights onto the prediction grid when the grids "
+            "differ: 'average' (area-weighted, right for a finer reference), 'bilinear', "
+            "'nearest', 'cubic'."
+        },
+    )
+    reference_nested: bool = field(
+        default=True,
+        metadata={"help": "Nest reference masks across thresholds (as preprocessing does)."},
+    )
+    figures: bool = field(default=True, metadata={"help": "Draw PNG figures (needs matplotlib)."})
+    figure_threshold: float | None = field(
+        default=None,
+        metadata={"help": "Threshold (m) of the error maps; default: the middle threshold."},
+    )
+    overwrite: bool = field(default=True, metadata={"help": "Replace an existing report folder."})
+
+    def validate(self) -> None:
+        if not self.sites:
+            raise ConfigError("Config key 'sites' needs at least one site.")
+        names = [s.name for s in self.sites]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"Site names must be unique; repeated: {', '.join(dup)}.")
+        if (
+            self.min_gap_area_m2 is not None
+            and self.max_gap_area_m2 is not None
+            and self.min_gap_area_m2 > self.max_gap_area_m2
+        ):
+            raise ConfigError("Config key 'min_gap_area_m2' is larger than 'max_gap_area_m2'.")
+        runs = bool(self.models) or self.classical
+        for s in self.sites:
+            if runs and s.dsm is None:
+                raise ConfigError(
+                    f"Site '{s.name}' has no dsm, but models or the classical baseline must run "
+                    "on it.",
+                    f"Set sites[{s.name}].dsm.",
+                )
+            if not s.predictions and not runs:
+                raise ConfigError(
+                    f"Site '{s.name}' has nothing to evaluate.",
+                    "Give predictions for it, model files ('models') or 'classical: true'.",
+                )
+        stems = [m.stem for m in self.models]
+        for s in self.sites:
+            clash = set(s.predictions) & ({"classical"} if self.classical else set()) | (
+                set(s.predictions) & set(stems)
+            )
+            if clash:
+                raise ConfigError(
+                    f"Site '{s.name}': prediction label(s) {', '.join(sorted(clash))} clash "
+                    "with the names of models or of the classical baseline.",
+                    "Rename the prediction labels.",
+                )

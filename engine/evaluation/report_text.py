@@ -1,0 +1,156 @@
+"""The human-readable report (Markdown / HTML) built from the metrics document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.evaluation.report import Document
+from engine.evaluation.results import threshold_key
+
+DEFINITIONS = [
+    "Pixel metrics come from confusion counts summed over the whole area of every site "
+    "(never averaged per tile or per site): IoU = TP/(TP+FP+FN), F1 = 2TP/(2TP+FP+FN), "
+    "kappa = (po - pe)/(1 - pe). Only pixels valid in both prediction and reference count.",
+    "Objects: 8-connected gaps matched one-to-one at IoU >= min_iou; object precision = matched "
+    "predicted / predicted gaps, recall = matched reference / reference gaps.",
+    "lambda: maximum-likelihood power-law exponent of gap areas (ForestGapR GapSizeFDist); "
+    "continuous: 1 + n / sum(ln(x / xmin)), xmin = smallest gap.",
+    "Gap fraction per cell: R² = 1 - SS_res/SS_tot with the reference as observed values; "
+    "bias = mean(predicted - reference).",
+    "Nesting violation: pixel that is gap at a lower threshold but not at the next higher one, "
+    "over the pixels valid in every band.",
+    "'–' marks a metric that is undefined (zero denominator); metrics.json gives the reason.",
+]
+
+
+def _comparison_rows(methods: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, m in methods.items():
+        for b in m["thresholds"]:
+            px, obj, gf = b["pixel"], b["objects"]["all"], b["gap_fraction"]
+            sd = b["size_distribution"]
+            rows.append(
+                [
+                    name,
+                    threshold_key(b["threshold_m"]),
+                    px["iou"],
+                    px["f1"],
+                    px["precision"],
+                    px["recall"],
+                    px["kappa"],
+                    obj["f1"],
+                    sd["pred"]["lambda"],
+                    sd["ref"]["lambda"],
+                    gf["r2"],
+                    gf["rmse"],
+                    gf["bias"],
+                ]
+            )
+    return rows
+
+
+COMPARISON_HEADER = [
+    "method",
+    "threshold (m)",
+    "IoU",
+    "F1",
+    "precision",
+    "recall",
+    "kappa",
+    "object F1",
+    "λ pred",
+    "λ ref",
+    "gap fraction R²",
+    "RMSE",
+    "bias",
+]
+
+
+def _area(value: float | None) -> str:
+    return "unlimited" if value is None else f"{value:g} m²"
+
+
+def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
+    """Report blocks: headline IoU table, comparison, nesting, figures, per site, definitions."""
+    thresholds = doc["thresholds"]
+    agg = doc["aggregate"]["methods"]
+    sites = doc["sites"]
+    d = Document("Canopy gap evaluation")
+    d.para(
+        f"Engine {doc['engine_version']}, {doc['created']}. Sites: {', '.join(sites)}. "
+        f"Methods: {', '.join(doc['methods'])}. Thresholds: "
+        f"{', '.join(threshold_key(t) for t in thresholds)} m."
+    )
+    rule = doc["reference_labels"]
+    d.para(
+        f"Reference labels: {rule['gap']}, {rule['connectivity']}-connected, smallest gap "
+        f"{_area(rule['min_area_m2'])}, largest gap {_area(rule['max_area_m2'])}."
+    )
+    scope = "all sites pooled" if len(sites) > 1 else "one site"
+    d.heading(f"IoU per threshold ({scope})")
+    d.table(
+        ["method", *[f"{threshold_key(t)} m" for t in thresholds]],
+        [[name, *[b["pixel"]["iou"] for b in m["thresholds"]]] for name, m in agg.items()],
+    )
+    d.heading(f"Comparison of methods ({scope})")
+    d.table(COMPARISON_HEADER, _comparison_rows(agg))
+    d.heading("Nesting violations of the predictions")
+    d.table(
+        ["method", "violation rate", "violating pixels", "valid pixels"],
+        [
+            [
+                n,
+                m["nesting"]["rate"],
+                m["nesting"]["violating_pixels"],
+                m["nesting"]["valid_pixels"],
+            ]
+            for n, m in agg.items()
+        ],
+    )
+    d.heading("Objects by gap size")
+    rows = []
+    for name, m in agg.items():
+        for b in m["thresholds"]:
+            for c in b["objects"]["by_size"]:
+                rows.append(
+                    [
+                        name,
+                        threshold_key(b["threshold_m"]),
+                        c["size_class_m2"],
+                        c["n_pred"],
+                        c["n_ref"],
+                        c["precision"],
+                        c["recall"],
+                        c["f1"],
+                    ]
+                )
+    d.table(
+        [
+            "method",
+            "threshold (m)",
+            "size (m²)",
+            "predicted",
+            "reference",
+            "precision",
+            "recall",
+            "F1",
+        ],
+        rows,
+    )
+    if figures:
+        d.heading("Figures")
+        for caption, rel in figures.items():
+            if not caption.startswith("Error map"):
+                d.image(rel, caption)
+    else:
+        d.para("Figures were not drawn (disabled, or matplotlib is not installed).")
+    d.heading("Per site")
+    for site, s in sites.items():
+        d.heading(site, 3)
+        d.table(COMPARISON_HEADER, _comparison_rows(s["methods"]))
+        for caption, rel in figures.items():
+            if caption.startswith(f"Error map: {site},"):
+                d.image(rel, caption)
+    d.heading("Definitions")
+    d.bullets(DEFINITIONS)
+    return d

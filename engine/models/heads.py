@@ -1,0 +1,121 @@
+"""Segmentation heads: features ``[B, C, H, W]`` -> logits ``[B, T, H, W]``, one per threshold.
+
+- ``cumulative`` (default): ``logit_k = logit_0 + sum_{1<=j<=k} softplus(delta_j)`` over
+  thresholds sorted ascending, so ``P(gap <= t)`` grows with ``t``: nested by construction.
+- ``independent``: one 1x1 conv channel per threshold; nesting is left to learning.
+- ``height``: regress a canopy height map ``h`` (metres) and set
+  ``logit_k = (t_k - h) / temperature``: nested too, and valid at any threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from engine.errors import ConfigError
+from engine.models.thresholds import match_thresholds
+
+HEAD_KINDS: tuple[str, ...] = ("cumulative", "independent", "height")
+
+
+class Head(nn.Module):
+    """Base head: keeps the thresholds it was built for (ascending) as a buffer."""
+
+    output_kind = "independent"
+    conditioned = False
+    thresholds: Tensor
+
+    def __init__(self, thresholds: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer(
+            "thresholds", torch.tensor(list(thresholds), dtype=torch.float32), persistent=False
+        )
+
+    @property
+    def threshold_list(self) -> list[float]:
+        """The built thresholds as floats."""
+        return [float(v) for v in self.thresholds.tolist()]
+
+    def select(self, logits: Tensor, thresholds: Tensor | None) -> Tensor:
+        """Channels of ``logits`` for the requested ``thresholds`` (all when None)."""
+        if thresholds is None:
+            return logits
+        idx = match_thresholds(thresholds, self.threshold_list)
+        return logits if idx is None else logits[:, idx]
+
+
+class IndependentHead(Head):
+    """One logit channel per threshold, no constraint between thresholds."""
+
+    output_kind = "independent"
+
+    def __init__(self, in_channels: int, thresholds: Sequence[float]) -> None:
+        super().__init__(thresholds)
+        self.conv = nn.Conv2d(in_channels, len(thresholds), 1)
+
+    def forward(self, features: Tensor, thresholds: Tensor | None = None) -> Tensor:
+        return self.select(self.conv(features), thresholds)
+
+
+class CumulativeHead(Head):
+    """Ordinal head: logits increase with the threshold, so gap masks are nested."""
+
+    output_kind = "cumulative"
+
+    def __init__(self, in_channels: int, thresholds: Sequence[float]) -> None:
+        super().__init__(thresholds)
+        self.conv = nn.Conv2d(in_channels, len(thresholds), 1)
+
+    def forward(self, features: Tensor, thresholds: Tensor | None = None) -> Tensor:
+        raw = self.conv(features)
+        base, deltas = raw[:, :1], raw[:, 1:]
+        logits = torch.cat([base, base + torch.cumsum(F.softplus(deltas), dim=1)], dim=1)
+        return self.select(logits, thresholds)
+
+
+class HeightHead(Head):
+    """Regress height ``h`` (metres); ``logit(t) = (t - h) / temperature`` for any ``t``."""
+
+    output_kind = "height"
+    conditioned = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        thresholds: Sequence[float],
+        height_scale_m: float = 10.0,
+        temperature_m: float = 1.0,
+    ) -> None:
+        super().__init__(thresholds)
+        self.conv = nn.Conv2d(in_channels, 1, 1)
+        self.height_scale_m = float(height_scale_m)
+        nn.init.constant_(self.conv.bias, 1.0)  # type: ignore[arg-type]  # start near 10 m, a typical canopy height
+        # softplus(raw) = temperature_m at init
+        raw = torch.log(torch.expm1(torch.tensor(float(temperature_m))))
+        self.raw_temperature = nn.Parameter(raw.reshape(1))
+
+    def height(self, features: Tensor) -> Tensor:
+        """Predicted canopy height ``[B, 1, H, W]`` in metres."""
+        return self.conv(features) * self.height_scale_m
+
+    def temperature(self) -> Tensor:
+        """Positive temperature (metres) of the logistic link."""
+        return F.softplus(self.raw_temperature) + 1e-3
+
+    def forward(self, features: Tensor, thresholds: Tensor | None = None) -> Tensor:
+        t = self.thresholds if thresholds is None else thresholds.to(features.dtype).reshape(-1)
+        return (t.reshape(1, -1, 1, 1) - self.height(features)) / self.temperature()
+
+
+def make_head(kind: str, in_channels: int, thresholds: Sequence[float]) -> Head:
+    """Build a head by name; an unknown name lists the valid ones."""
+    if kind == "cumulative":
+        return CumulativeHead(in_channels, thresholds)
+    if kind == "independent":
+        return IndependentHead(in_channels, thresholds)
+    if kind == "height":
+        return HeightHead(in_channels, thresholds)
+    raise ConfigError(f"Unknown head {kind!r}; valid heads: {', '.join(HEAD_KINDS)}.")

@@ -1,0 +1,347 @@
+"""Model files: one ``.safetensors`` file (weights + JSON description), never a pickle.
+
+The description lives in the safetensors header metadata under the key ``canopygaps`` (a JSON
+string) and is repeated in a sidecar ``<stem>.json`` for people. Loading parses the header
+ourselves (so any corrupt or foreign file gets a clear message), rebuilds the architecture
+from the registry and reads tensors with ``safetensors`` only: no ``torch.load``, no pickle,
+so a model file can never run code.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine import __version__
+from engine.errors import ConfigError, ModelFileError
+from engine.io.files import atomic_path, atomic_write_text
+
+FORMAT = "canopygaps-model"
+FORMAT_VERSION = 1
+METADATA_KEY = "canopygaps"
+SUFFIX = ".safetensors"
+_MAX_HEADER = 100 * 1024 * 1024
+_DTYPE_SIZES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+}
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, tuples -> lists, paths -> strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+@dataclass
+class ModelDescription:
+    """Everything needed to use a model file: architecture, thresholds, input contract, history."""
+
+    architecture: dict[str, Any]
+    thresholds: list[float]
+    in_channels: int = 1
+    output_kind: str = "cumulative"
+    conditioned: bool = False
+    tile_size: int | None = None
+    pixel_size: float | None = None
+    normalisation: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    engine_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, **kwargs: Any) -> ModelDescription:
+        """Description of a built ``model``; ``kwargs`` fill tile_size, normalisation, etc."""
+        m = unwrap(model)
+        return cls(
+            architecture=copy.deepcopy(m.architecture),  # type: ignore[arg-type]
+            thresholds=list(m.thresholds),  # type: ignore[arg-type]
+            in_channels=int(m.in_channels),  # type: ignore[arg-type]
+            output_kind=str(m.output_kind),
+            conditioned=bool(m.conditioned),
+            **kwargs,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (``extra`` keys are merged back at the top level)."""
+        data = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"
+        }
+        data = {"format": self.format, "format_version": self.format_version, **data}
+        return _finite({**self.extra, **data})  # type: ignore[no-any-return]
+
+    def to_json(self) -> str:
+        """The JSON text stored in the file header and the sidecar."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "model file") -> ModelDescription:
+        """Validate ``data``; raise :class:`ModelFileError` for a foreign, newer or broken one."""
+        if not isinstance(data, dict):
+            raise ModelFileError(f"The description in {source} is not a JSON object.")
+        if data.get("format") != FORMAT:
+            raise ModelFileError(
+                f"{source} is not a canopygaps model (format {data.get('format')!r}).",
+                "Use a model file written by 'canopygaps train'.",
+            )
+        version = data.get("format_version")
+        if not isinstance(version, int):
+            raise ModelFileError(f"{source} has no valid format_version.")
+        if version > FORMAT_VERSION:
+            raise ModelFileError(
+                f"{source} uses model format version {version}, made by canopygaps "
+                f"{data.get('engine_version', '?')}; this engine ({__version__}) reads up to "
+                f"version {FORMAT_VERSION}.",
+                "Update the canopygaps engine/plugin to open this model.",
+            )
+        arch = data.get("architecture")
+        if not (
+            isinstance(arch, dict)
+            and isinstance(arch.get("name"), str)
+            and isinstance(arch.get("args", {}), dict)
+        ):
+            raise ModelFileError(f"{source} has no valid 'architecture' {{name, args}} entry.")
+        thresholds = data.get("thresholds")
+        if not (
+            isinstance(thresholds, list)
+            and thresholds
+            and all(isinstance(t, (int, float)) for t in thresholds)
+        ):
+            raise ModelFileError(f"{source} has no valid 'thresholds' list.")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        extra = {k: v for k, v in data.items() if k not in names}
+        known["architecture"] = {"name": arch["name"], "args": dict(arch.get("args", {}))}
+        known["thresholds"] = [float(t) for t in thresholds]
+        try:
+            return cls(**known, extra=extra)
+        except TypeError as exc:  # pragma: no cover - defensive
+            raise ModelFileError(f"{source} has a broken description: {exc}.") from None
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """``model.safetensors`` -> ``model.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def _not_safetensors(path: Path, head: bytes) -> ModelFileError:
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        what = "a PyTorch pickle/zip checkpoint (.pt/.pth)"
+        hint = (
+            "canopygaps never loads pickles because they can run code; use a model file written by "
+            "'canopygaps train' (.safetensors)."
+        )
+    elif head[:4] == b"\x89HDF":
+        what, hint = "an HDF5 file", "Use a canopygaps .safetensors model file."
+    else:
+        what, hint = (
+            "not a safetensors file, or it is corrupt",
+            "Use a canopygaps .safetensors model file, or copy it again.",
+        )
+    return ModelFileError(f"Model file {path} is {what}.", hint)
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """Parse and check the safetensors header of ``path`` (tensor table + ``__metadata__``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(
+            f"Model file {path} does not exist.",
+            "Check the path; a model file ends with .safetensors.",
+        )
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise _not_safetensors(path, head)
+        (n,) = struct.unpack("<Q", head)
+        if n < 2 or n > min(size - 8, _MAX_HEADER):
+            raise _not_safetensors(path, head)
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _not_safetensors(path, head) from None
+    if not isinstance(header, dict):
+        raise _not_safetensors(path, head)
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, stop = info["data_offsets"]
+            expected = math.prod(info["shape"]) * _DTYPE_SIZES.get(info["dtype"], 0)
+        except (KeyError, TypeError, ValueError):
+            raise _not_safetensors(path, head) from None
+        if _DTYPE_SIZES.get(info["dtype"]) and stop - start != expected:
+            raise ModelFileError(
+                f"Model file {path} is corrupt (tensor {name!r} has a wrong size).",
+                "Copy the model file again.",
+            )
+        end = max(end, int(stop))
+    if 8 + n + end != size:
+        raise ModelFileError(
+            f"Model file {path} is truncated or corrupt ({size} bytes, expected {8 + n + end}).",
+            "The download or copy was probably incomplete: copy the model file again.",
+        )
+    return header
+
+
+def read_description(path: str | Path) -> ModelDescription:
+    """The :class:`ModelDescription` stored in a model file's header (no tensors are read)."""
+    path = Path(path)
+    header = read_header(path)
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or METADATA_KEY not in meta:
+        raise ModelFileError(
+            f"{path} is a safetensors file but not a canopygaps model "
+            f"(no '{METADATA_KEY}' description).",
+            "Weights from other projects cannot be used directly; "
+            "train a model with 'canopygaps train'.",
+        )
+    try:
+        data = json.loads(meta[METADATA_KEY])
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(
+            f"The description in {path} is not valid JSON ({exc}).", "Copy the file again."
+        ) from None
+    return ModelDescription.from_dict(data, source=str(path))
+
+
+def save_model(
+    path: str | Path, model: nn.Module, description: ModelDescription
+) -> ModelDescription:
+    """Write ``model`` + ``description`` to ``path`` (.safetensors) and ``<stem>.json``, atomically.
+
+    Architecture, thresholds, in_channels and output kind are taken from the model itself, so
+    the description always matches the weights. Parametrizations (spectral norm) are baked in.
+    Returns the description as written.
+    """
+    path = Path(path)
+    if path.suffix.lower() != SUFFIX:
+        raise ModelFileError(
+            f"Model file names must end with {SUFFIX}, got {path.name}.",
+            f"Save as {path.with_suffix(SUFFIX).name}.",
+        )
+    from safetensors.torch import save_file
+
+    from engine.models.regularisation import plain_state_dict
+
+    m = unwrap(model)
+    desc = dataclasses.replace(
+        ModelDescription.from_model(m),
+        tile_size=description.tile_size,
+        pixel_size=description.pixel_size,
+        normalisation=dict(description.normalisation),
+        training=dict(description.training),
+        metrics=dict(description.metrics),
+        extra=dict(description.extra),
+    )
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in plain_state_dict(m).items()}
+    text = desc.to_json()
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", METADATA_KEY: text})
+    atomic_write_text(sidecar_path(path), text + "\n")
+    return desc
+
+
+def _check_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
+) -> None:
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"wrong shape {len(wrong)} (e.g. {'; '.join(wrong[:3])})")
+        raise ModelFileError(
+            f"The weights in {path} do not match the architecture in its description: "
+            f"{', '.join(parts)}.",
+            "The file was edited or written by an incompatible engine; "
+            "use the original model file.",
+        )
+
+
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelDescription]:
+    """Rebuild the model and load its weights; returns ``(model in eval mode, description)``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from engine.models.registry import available_models, build_model
+
+    path = Path(path)
+    desc = read_description(path)
+    name, args = desc.architecture["name"], desc.architecture.get("args", {})
+    if name not in available_models():
+        raise ModelFileError(
+            f"{path} needs model architecture {name!r}, which this engine does not have "
+            f"(available: {', '.join(available_models())}).",
+            "Update the canopygaps engine/plugin.",
+        )
+    try:
+        model = build_model(name, **args)
+    except ConfigError as exc:
+        raise ModelFileError(
+            f"{path} describes a {name!r} model this engine cannot build: {exc.message}",
+            "Update the canopygaps engine/plugin.",
+        ) from None
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"Cannot read the weights in {path}: {exc}.", "Copy the model file again."
+        ) from None
+    _check_tensors(path, tensors, model.state_dict())
+    model.load_state_dict(tensors, strict=True)
+    model.eval()
+    return model.to(map_location), desc

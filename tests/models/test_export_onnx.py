@@ -1,0 +1,61 @@
+"""ONNX export: dynamic axes, metadata, matches torch (ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.api import run
+from engine.errors import ConfigError
+from engine.models import ModelDescription, build_model, save_model
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def _model_file(tmp_path: Path, name: str) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    model = build_model(name, base_channels=4, depth=2).eval()
+    if name == "film_unet":  # make the threshold matter
+        with torch.no_grad():
+            for film in model.films:
+                film.to_params.weight.normal_(0, 0.3)
+    path = tmp_path / f"{name}.safetensors"
+    save_model(path, model, ModelDescription.from_model(model, tile_size=32, pixel_size=1.0))
+    return model, path
+
+
+@pytest.mark.parametrize("name", ["unet", "film_unet", "deeplab_lite", "resunet_attention"])
+def test_export_matches_torch(tmp_path: Path, name: str) -> None:
+    model, path = _model_file(tmp_path, name)
+    result = run("export", {"model": str(path)})
+    out = Path(result["output"])
+    assert out == path.with_suffix(".onnx") and out.exists()
+    assert result["max_abs_diff"] is not None and result["max_abs_diff"] < 1e-3
+    proto = onnx.load(str(out))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["canopygaps"])["architecture"]["name"] == name
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 1, 16, 24)  # other batch and size than traced
+    feeds = {"input": x.numpy()}
+    thresholds = [3.0, 12.0] if name == "film_unet" else None
+    if thresholds is not None:
+        assert result["inputs"] == ["input", "thresholds"]
+        feeds["thresholds"] = np.asarray(thresholds, dtype=np.float32)
+    (got,) = session.run(["logits"], feeds)
+    with torch.no_grad():
+        expected = model(x, thresholds).numpy()
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) < 1e-3
+
+
+def test_export_config_errors(tmp_path: Path) -> None:
+    _, path = _model_file(tmp_path, "unet")
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        run("export", {"model": str(path), "tile_size": 30})
+    with pytest.raises(ConfigError, match=r"\.onnx"):
+        run("export", {"model": str(path), "output": str(tmp_path / "x.bin")})

@@ -1,0 +1,230 @@
+"""``engine classical``: gap masks without a model (DSM minus a smoothed local minimum).
+
+The method itself is :func:`classical_heights` (arrays; reused by the evaluation package as the
+baseline). This command streams it over rasters of any size: row bands of ``band_rows`` rows
+are read with a halo of ``window + smoothing`` (boundless reads, outside = nodata), so the
+streamed result equals the whole-image one bit for bit. Outputs use the same format as
+``engine infer`` (masks, optional float layer = heights above the local minimum, polygons,
+min gap area, hole filling, batch mode, torchrun scale-out).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.config.base import Config, positive
+from engine.errors import ConfigError
+from engine.events import Reporter
+from engine.inference.classical_core import classical_heights, gap_masks, halo_px
+from engine.inference.distributed import dist_context
+from engine.inference.naming import output_names
+from engine.inference.pipeline import ExtraSpec, Post, write_outputs
+from engine.inference.readers import check_dsm, open_dsm
+from engine.inference.staging import Staging
+
+__all__ = ["ClassicalConfig", "classical_heights", "gap_masks", "run_classical"]
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value is None or value >= 0 else "must not be negative."
+
+
+@dataclass
+class ClassicalConfig(Config):
+    """Settings of ``engine classical``."""
+
+    dsm: Path | list[Path] = field(
+        metadata={"help": "DSM GeoTIFF (one band, projected CRS in metres), or a list of DSMs."}
+    )
+    output: Path = field(
+        metadata={
+            "help": "Gap mask GeoTIFF (uint8, one band per threshold, 255 = nodata); a folder "
+            "when several DSMs are given."
+        }
+    )
+    thresholds: list[float] = field(
+        default_factory=lambda: [2.0, 5.0, 10.0, 15.0, 20.0],
+        metadata={"help": "Height thresholds in metres: gap where height <= threshold."},
+    )
+    window_m: float = field(
+        default=30.0,
+        metadata={"help": "Side in metres of the local-minimum window.", "check": positive},
+    )
+    smoothing_m: float = field(
+        default=10.0,
+        metadata={
+            "help": "Side in metres of the mean filter smoothing the local minimum (0 = none).",
+            "check": _non_negative,
+        },
+    )
+    heights: Path | None = field(
+        default=None,
+        metadata={"help": "Optional float32 GeoTIFF of heights above the smoothed local minimum."},
+    )
+    polygons: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Optional GeoPackage of gap polygons (threshold_m, area_m2, perimeter_m)."
+        },
+    )
+    min_gap_area_m2: float = field(
+        default=0.0,
+        metadata={"help": "Remove gaps smaller than this area in m2.", "check": _non_negative},
+    )
+    fill_holes: bool = field(
+        default=False, metadata={"help": "Fill canopy holes enclosed by a gap (before min area)."}
+    )
+    max_hole_area_m2: float | None = field(
+        default=None,
+        metadata={
+            "help": "With fill_holes: only fill holes up to this area in m2.",
+            "check": _non_negative,
+        },
+    )
+    band_rows: int = field(
+        default=256, metadata={"help": "Rows processed per streamed band.", "check": positive}
+    )
+
+    def validate(self) -> None:
+        if isinstance(self.dsm, list) and not self.dsm:
+            raise ConfigError("Config key 'dsm' is an empty list.", "Give at least one DSM.")
+        if not self.thresholds or any(t <= 0 for t in self.thresholds):
+            raise ConfigError("Config key 'thresholds' must hold positive heights in metres.")
+
+    @property
+    def dsms(self) -> list[Path]:
+        """The DSMs as a list."""
+        return list(self.dsm) if isinstance(self.dsm, list) else [self.dsm]
+
+
+def classical_bands(
+    read: Any,
+    height: int,
+    width: int,
+    pixel_size: float,
+    config: ClassicalConfig,
+    bands: list[tuple[int, int]],
+    first: int,
+    stop: int,
+    reporter: Reporter,
+) -> Iterator[tuple[int, int, NDArray[np.uint8], NDArray[np.float32]]]:
+    """Row bands ``(start, stop, masks, heights)`` of bands ``first..stop-1``."""
+    halo = halo_px(pixel_size, config.window_m, config.smoothing_m)
+    thresholds = [float(t) for t in config.thresholds]
+    for i in range(first, stop):
+        a, b = bands[i]
+        values, valid = read(a - halo, -halo, b - a + 2 * halo, width + 2 * halo)
+        h = classical_heights(values, valid, pixel_size, config.window_m, config.smoothing_m)
+        h = h[halo : halo + b - a, halo : halo + width]
+        yield a, b, gap_masks(h, thresholds), h[None]
+        reporter.progress((i - first + 1) / (stop - first), "classical")
+
+
+def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]:
+    """Run the classical method on every DSM; return output paths and timings."""
+    t_start = time.perf_counter()
+    names = output_names(
+        config.dsms, config.output, config.heights, config.polygons, "_gaps", "_heights"
+    )
+    grids = [check_dsm(n.dsm, None, 0.0, False) for n in names]
+    thresholds = [float(t) for t in config.thresholds]
+    ctx = dist_context()
+    staging = Staging()
+    results: list[dict[str, Any]] = []
+    try:
+        with staging.run(commit=ctx.rank == 0):
+            for i, (n, (info, _)) in enumerate(zip(names, grids, strict=True)):
+                sub = reporter.sub(i / len(names), (i + 1) / len(names), "classical")
+                bands = [
+                    (a, min(a + config.band_rows, info.height))
+                    for a in range(0, info.height, config.band_rows)
+                ]
+                compute = sub.sub(0.0, 0.85 if ctx.rank == 0 else 1.0, "classical")
+
+                def produce(
+                    first: int,
+                    stop: int,
+                    n: Any = n,
+                    info: Any = info,
+                    bands: Any = bands,
+                    compute: Reporter = compute,
+                ) -> Any:
+                    reader = open_dsm(n.dsm, None)
+                    try:
+                        yield from classical_bands(
+                            reader.read_window,
+                            info.height,
+                            info.width,
+                            info.pixel_size,
+                            config,
+                            bands,
+                            first,
+                            stop,
+                            compute,
+                        )
+                    finally:
+                        reader.close()
+
+                extra = None
+                if n.probabilities is not None:
+                    extra = ExtraSpec(
+                        staging.path(n.probabilities),
+                        1,
+                        descriptions=["height above local minimum (m)"],
+                    )
+                area = info.pixel_area
+                post = Post(
+                    config.min_gap_area_m2 / area,
+                    config.fill_holes,
+                    None if config.max_hole_area_m2 is None else config.max_hole_area_m2 / area,
+                )
+                t0 = time.perf_counter()
+                stats = write_outputs(
+                    info,
+                    thresholds,
+                    bands,
+                    produce,
+                    staging.path(n.mask),
+                    extra,
+                    staging.path(n.polygons) if n.polygons else None,
+                    post,
+                    ctx,
+                    staging,
+                    n.work_dir,
+                    sub,
+                )
+                seconds = time.perf_counter() - t0
+                results.append(
+                    {
+                        "dsm": str(n.dsm),
+                        "output": str(n.mask),
+                        "heights": str(n.probabilities) if n.probabilities else None,
+                        "polygons": str(n.polygons) if n.polygons else None,
+                        "width": info.width,
+                        "height": info.height,
+                        "seconds": round(seconds, 3),
+                        "mpx_per_s": round(info.width * info.height / 1e6 / seconds, 3)
+                        if seconds
+                        else None,
+                        **stats,
+                    }
+                )
+    finally:
+        ctx.close()
+    reporter.progress(1.0, "done")
+    out: dict[str, Any] = {
+        "outputs": [r["output"] for r in results],
+        "thresholds": thresholds,
+        "seconds": round(time.perf_counter() - t_start, 3),
+        "rasters": results,
+    }
+    if len(results) == 1:
+        out.update({k: results[0][k] for k in ("output", "heights", "polygons", "mpx_per_s")})
+    return out

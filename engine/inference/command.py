@@ -1,0 +1,417 @@
+"""``engine infer``: gap masks at several height thresholds for DSMs of any size.
+
+Per DSM: check it fits the model (projected CRS in metres, one band, pixel size within a
+tolerance or resampled on request), compute the normalisation's low surface in a first
+streaming pass, then stream tile rows through the model (prefetch thread, batches,
+``inference_mode``, channels_last, bf16/fp16 autocast) and write finished row bands as they come
+(:mod:`engine.inference.stream`, :mod:`engine.inference.pipeline`). Outputs keep the grid of
+the DSM; every output of the run appears only when the whole run succeeded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.config.base import Config, fraction, from_dict, positive
+from engine.data.normalise import NormalisationConfig
+from engine.errors import ConfigError, ModelFileError
+from engine.events import Reporter
+from engine.inference.device import calibrate, choose_device, needs_calibration
+from engine.inference.distributed import DistContext, dist_context
+from engine.inference.naming import OutputNames, output_names
+from engine.inference.pipeline import ExtraSpec, Post, write_outputs
+from engine.inference.predictor import Predictor, select_thresholds
+from engine.inference.readers import check_dsm, open_dsm
+from engine.inference.staging import Staging
+from engine.inference.stream import low_surface_streamed, predict_bands
+from engine.inference.tiling import TilePlan, auto_margin
+from engine.io.raster import RasterInfo
+
+CALIBRATE_MIN_TILES = 8  # fewer tiles: fp32 (timing both would cost more than it saves)
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value is None or value >= 0 else "must not be negative."
+
+
+@dataclass
+class InferConfig(Config):
+    """Settings of ``engine infer``."""
+
+    dsm: Path | list[Path] = field(
+        metadata={
+            "help": "DSM GeoTIFF (one band, projected CRS in metres), or a list of DSMs "
+            "(batch mode)."
+        }
+    )
+    model: Path = field(
+        metadata={"help": "Model file (.safetensors) written by 'canopygaps train'."}
+    )
+    output: Path = field(
+        metadata={
+            "help": "Gap mask GeoTIFF (uint8, one band per threshold, 255 = nodata); a folder "
+            "when several DSMs are given (<name>_gaps.tif each)."
+        }
+    )
+    probabilities: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Optional gap probability GeoTIFF (one band per threshold); a folder in "
+            "batch mode."
+        },
+    )
+    probability_format: Literal["float32", "uint8"] = field(
+        default="float32",
+        metadata={
+            "help": "float32 probabilities 0..1 (NaN = nodata) or uint8 percent 0..100 "
+            "(255 = nodata)."
+        },
+    )
+    polygons: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Optional GeoPackage of gap polygons (threshold_m, area_m2, perimeter_m); "
+            "a folder in batch mode."
+        },
+    )
+    thresholds: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Height thresholds in metres; default: the model's. Any value for a "
+            "threshold-conditioned model, else a subset of the model's."
+        },
+    )
+    tile_size: int = field(
+        default=512,
+        metadata={
+            "help": "Tile size in pixels (rounded down to a multiple of 2**depth; smaller "
+            "rasters use one tile).",
+            "check": positive,
+        },
+    )
+    blend: Literal["crop", "ramp"] = field(
+        default="crop",
+        metadata={
+            "help": "crop: keep each tile's centre (exact, no seams); ramp: cosine-weighted blend "
+            "over 'overlap' pixels as well."
+        },
+    )
+    margin: int | None = field(
+        default=None,
+        metadata={
+            "help": "Context pixels dropped on each tile side; default 2**(depth+1) (about half "
+            "the receptive field).",
+            "check": _non_negative,
+        },
+    )
+    overlap: int | None = field(
+        default=None,
+        metadata={
+            "help": "Width in pixels of the blending ramps (blend=ramp); default = margin.",
+            "check": _non_negative,
+        },
+    )
+    batch_size: int = field(
+        default=1,
+        metadata={"help": "Tiles per forward pass (1 is best on CPU).", "check": positive},
+    )
+    device: str = field(
+        default="auto", metadata={"help": "auto (CUDA if present), cpu, cuda or cuda:N."}
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto",
+        metadata={
+            "help": "Numeric precision; auto = bf16/fp16 on GPU, bf16 on CPUs with native "
+            "bf16, else fp32."
+        },
+    )
+    min_gap_area_m2: float = field(
+        default=0.0,
+        metadata={
+            "help": "Remove gaps (8-connected) smaller than this area in m2 (0 = keep all).",
+            "check": _non_negative,
+        },
+    )
+    fill_holes: bool = field(
+        default=False,
+        metadata={"help": "Fill canopy holes enclosed by a gap (done before min area)."},
+    )
+    max_hole_area_m2: float | None = field(
+        default=None,
+        metadata={
+            "help": "With fill_holes: only fill holes up to this area in m2 (default any size).",
+            "check": _non_negative,
+        },
+    )
+    resample: bool = field(
+        default=False,
+        metadata={
+            "help": "Resample DSMs whose pixel size differs from the model's (outputs then use "
+            "the model's pixel size); otherwise such DSMs are an error."
+        },
+    )
+    pixel_size_tolerance: float = field(
+        default=0.05,
+        metadata={
+            "help": "Accepted relative difference between DSM and model pixel size.",
+            "check": fraction,
+        },
+    )
+    num_threads: int = field(
+        default=0,
+        metadata={"help": "CPU threads for torch (0 = torch default).", "check": _non_negative},
+    )
+    prefetch: int = field(
+        default=2,
+        metadata={"help": "Tile rows read ahead by the reader thread.", "check": positive},
+    )
+
+    def validate(self) -> None:
+        if isinstance(self.dsm, list) and not self.dsm:
+            raise ConfigError("Config key 'dsm' is an empty list.", "Give at least one DSM.")
+        if self.thresholds is not None and any(t <= 0 for t in self.thresholds):
+            raise ConfigError("Config key 'thresholds' must hold positive heights in metres.")
+
+    @property
+    def dsms(self) -> list[Path]:
+        """The DSMs as a list."""
+        return list(self.dsm) if isinstance(self.dsm, list) else [self.dsm]
+
+
+def _load(config: InferConfig) -> tuple[Any, Any]:
+    from engine.models.modelfile import load_model
+
+    model, desc = load_model(config.model)
+    if int(desc.in_channels) != 1:
+        raise ModelFileError(
+            f"{config.model} expects {desc.in_channels} input channels; inference feeds one "
+            "(the normalised DSM).",
+            "Use a model trained on DSMs only.",
+        )
+    return model, desc
+
+
+def _norm(desc: Any) -> NormalisationConfig:
+    try:
+        return from_dict(NormalisationConfig, dict(desc.normalisation or {}))
+    except ConfigError as exc:
+        raise ModelFileError(
+            f"The model's normalisation settings are invalid: {exc.message}"
+        ) from None
+
+
+def _plan(config: InferConfig, grid: RasterInfo, depth: int) -> TilePlan:
+    multiple = 2**depth
+    tile = max(multiple, config.tile_size // multiple * multiple)
+    margin = auto_margin(depth, tile) if config.margin is None else config.margin
+    ramp = 0 if config.blend == "crop" else (margin if config.overlap is None else config.overlap)
+    lead = margin + ramp
+    needed = -(-(max(grid.height, grid.width) + 2 * lead + ramp) // multiple) * multiple
+    return TilePlan(grid.height, grid.width, min(tile, needed), margin, ramp, multiple)
+
+
+def _to_outputs(
+    logits: NDArray[np.float32], valid: NDArray[np.bool_], prob_format: str | None
+) -> tuple[NDArray[np.uint8], NDArray[Any] | None]:
+    mask = (logits > 0).astype(np.uint8)
+    mask[:, ~valid] = 255
+    if prob_format is None:
+        return mask, None
+    from scipy.special import expit
+
+    p = expit(logits)
+    if prob_format == "uint8":
+        out = np.rint(p * 100).astype(np.uint8)
+        out[:, ~valid] = 255
+        return mask, out
+    p[:, ~valid] = np.nan
+    return mask, p.astype(np.float32)
+
+
+def _infer_one(
+    config: InferConfig,
+    names: OutputNames,
+    grid_info: tuple[RasterInfo, RasterInfo | None],
+    predictor: Predictor,
+    depth: int,
+    norm: NormalisationConfig,
+    thresholds: list[float],
+    ctx: DistContext,
+    staging: Staging,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    info, resampled = grid_info
+    grid = resampled or info
+    plan = _plan(config, grid, depth)
+    timing = {"surface": 0.0, "predict": 0.0}
+    fwd0 = predictor.forward_seconds
+
+    def produce(first: int, stop: int) -> Any:
+        reader = open_dsm(names.dsm, resampled)
+        try:
+            t0 = time.perf_counter()
+            surface = low_surface_streamed(
+                reader.read_window, grid.height, grid.width, grid.pixel_size, norm
+            )
+            timing["surface"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            step = reporter.sub(0.0, 0.85 if ctx.rank == 0 else 1.0, "predict")
+            for start, stop_row, logits, valid in predict_bands(
+                reader.read_window,
+                plan,
+                surface,
+                norm,
+                predictor,
+                config.batch_size,
+                (first, stop),
+                progress=step.progress,
+                prefetch=config.prefetch,
+            ):
+                mask, probs = _to_outputs(
+                    logits, valid, config.probability_format if names.probabilities else None
+                )
+                yield start, stop_row, mask, probs
+            timing["predict"] = time.perf_counter() - t0
+        finally:
+            reader.close()
+
+    extra = None
+    if names.probabilities is not None:
+        uint8 = config.probability_format == "uint8"
+        extra = ExtraSpec(
+            staging.path(names.probabilities),
+            len(thresholds),
+            dtype="uint8" if uint8 else "float32",
+            nodata=255 if uint8 else float("nan"),
+            descriptions=[f"gap probability{' %' if uint8 else ''} <= {t:g} m" for t in thresholds],
+        )
+    area = grid.pixel_area
+    post = Post(
+        config.min_gap_area_m2 / area,
+        config.fill_holes,
+        None if config.max_hole_area_m2 is None else config.max_hole_area_m2 / area,
+    )
+    bands = [plan.band(k) for k in range(plan.n_rows)]
+    stats = write_outputs(
+        grid,
+        thresholds,
+        bands,
+        produce,
+        staging.path(names.mask),
+        extra,
+        staging.path(names.polygons) if names.polygons else None,
+        post,
+        ctx,
+        staging,
+        names.work_dir,
+        reporter,
+    )
+    mpx = grid.width * grid.height / 1e6
+    fwd = predictor.forward_seconds - fwd0
+    return {
+        "dsm": str(names.dsm),
+        "output": str(names.mask),
+        "probabilities": str(names.probabilities) if names.probabilities else None,
+        "polygons": str(names.polygons) if names.polygons else None,
+        "width": grid.width,
+        "height": grid.height,
+        "pixel_size": grid.pixel_size,
+        "resampled": resampled is not None,
+        "tiles": plan.n_tiles,
+        "tile_size": plan.tile,
+        "seconds_surface": round(timing["surface"], 3),
+        "seconds_predict": round(timing["predict"], 3),
+        "mpx_per_s": round(mpx / timing["predict"], 3) if timing["predict"] > 0 else None,
+        "forward_share": round(fwd / timing["predict"], 3) if timing["predict"] > 0 else None,
+        **stats,
+    }
+
+
+def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
+    """Run inference on every DSM; return output paths and timing figures."""
+    t_start = time.perf_counter()
+    model, desc = _load(config)
+    norm = _norm(desc)
+    thresholds, fed, channels = select_thresholds(
+        config.thresholds, desc.thresholds, bool(desc.conditioned)
+    )
+    names = output_names(config.dsms, config.output, config.probabilities, config.polygons)
+    grids = [
+        check_dsm(n.dsm, desc.pixel_size, config.pixel_size_tolerance, config.resample)
+        for n in names
+    ]
+    ctx = dist_context()
+    device = config.device
+    if ctx.active and device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{ctx.local_rank % torch.cuda.device_count()}"
+    choice = choose_device(device, config.precision, config.num_threads)
+    predictor = Predictor(model, fed, choice, channels)
+    depth = int(model.depth)
+    plan0 = _plan(config, grids[0][1] or grids[0][0], depth)
+    if needs_calibration(config.precision, choice):
+        n_tiles = sum(_plan(config, g[1] or g[0], depth).n_tiles for g in grids)
+        if n_tiles >= CALIBRATE_MIN_TILES:
+            tile = np.zeros((config.batch_size, 1, plan0.tile, plan0.tile), np.float32)
+            choice, best = calibrate(choice, lambda c: predictor.run(tile, c))
+            reporter.log(
+                f"precision auto: one tile takes {best['fp32']:.3f} s in fp32, "
+                f"{best['bf16']:.3f} s in bf16 -> {choice.precision}"
+            )
+        else:
+            choice = replace(choice, precision="fp32")
+        choice = replace(choice, precision=str(ctx.broadcast(choice.precision)))
+        predictor.choice = choice
+    reporter.log(
+        f"infer: device {choice.describe()}, precision {choice.precision}, "
+        f"threads {choice.threads}, "
+        f"tile {plan0.tile} px (margin {plan0.margin}, blend {config.blend}, "
+        f"overlap {plan0.ramp}), "
+        f"batch {config.batch_size}, rank {ctx.rank}/{ctx.world}, thresholds {thresholds} m"
+    )
+    staging = Staging()
+    results = []
+    try:
+        with staging.run(commit=ctx.rank == 0):
+            for i, (n, grid) in enumerate(zip(names, grids, strict=False)):
+                sub = reporter.sub(i / len(names), (i + 1) / len(names), "infer")
+                results.append(
+                    _infer_one(
+                        config, n, grid, predictor, depth, norm, thresholds, ctx, staging, sub
+                    )
+                )
+                if ctx.rank == 0 and results[-1]["mpx_per_s"]:
+                    reporter.log(
+                        f"{n.dsm.name}: {results[-1]['mpx_per_s']} Mpx/s, forward share "
+                        f"{results[-1]['forward_share']}"
+                    )
+    finally:
+        ctx.close()
+    reporter.progress(1.0, "done")
+    out: dict[str, Any] = {
+        "outputs": [r["output"] for r in results],
+        "thresholds": thresholds,
+        "device": choice.device,
+        "precision": choice.precision,
+        "threads": choice.threads,
+        "rank": ctx.rank,
+        "world_size": ctx.world,
+        "seconds": round(time.perf_counter() - t_start, 3),
+        "rasters": results,
+    }
+    if len(results) == 1:
+        out.update(
+            {
+                k: results[0][k]
+                for k in ("output", "probabilities", "polygons", "mpx_per_s", "forward_share")
+            }
+        )
+    return out

@@ -1,0 +1,119 @@
+"""Compute device and numeric precision for inference.
+
+``device="auto"`` takes CUDA when present, else the CPU. ``precision="auto"`` takes bf16 on CUDA
+GPUs that support it (fp16 otherwise). On CPUs with native bf16 instructions (AVX512-BF16 or
+AMX) bf16 autocast can be about 4x fp32 (Xeon with AMX) or no faster at all (measured on an AMD
+EPYC with AVX512-BF16 only), so for runs of several tiles :func:`calibrate` times both on a real
+tile and keeps bf16 only when it is clearly faster; CPUs without bf16 use fp32 (emulated bf16 is
+slower).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when the CPU executes bf16 natively (AVX512-BF16 or AMX-BF16 instructions)."""
+    import torch
+
+    cap = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if "AMX" in cap or "BF16" in cap:
+        return True
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """The resolved device, precision and thread count."""
+
+    device: str
+    precision: str
+    threads: int
+
+    @property
+    def autocast_dtype(self) -> Any:
+        """torch dtype for autocast, or None for fp32."""
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def describe(self) -> str:
+        """Human-readable device name."""
+        import torch
+
+        if self.device.startswith("cuda"):
+            index = torch.device(self.device).index or 0
+            return f"{self.device} ({torch.cuda.get_device_name(index)})"
+        return f"cpu ({torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores)"
+
+
+def choose_device(device: str = "auto", precision: str = "auto", threads: int = 0) -> DeviceChoice:
+    """Resolve ``device`` (auto|cpu|cuda|cuda:N), ``precision``, ``threads`` (0 = default)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"Precision {precision!r} is unknown; valid: {', '.join(PRECISIONS)}.")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"Device {device!r} was requested but this torch has no usable CUDA GPU.",
+            "Use device 'auto' or 'cpu', or install a CUDA build of torch and the GPU driver.",
+        )
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"Device {device!r} is unknown; use auto, cpu, cuda or cuda:N.")
+    if precision == "auto":
+        if device.startswith("cuda"):
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "bf16" if cpu_has_bf16() else "fp32"
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return DeviceChoice(device=device, precision=precision, threads=torch.get_num_threads())
+
+
+def needs_calibration(requested: str, choice: DeviceChoice) -> bool:
+    """True when precision was ``auto`` on a CPU with native bf16 (the choice is a guess)."""
+    return requested == "auto" and choice.device == "cpu" and choice.precision == "bf16"
+
+
+def calibrate(
+    choice: DeviceChoice,
+    run_tile: Callable[[DeviceChoice], object],
+    repeats: int = 2,
+    min_speedup: float = 1.2,
+) -> tuple[DeviceChoice, dict[str, float]]:
+    """Time ``run_tile`` in fp32 and bf16 (alternating, best of ``repeats`` after a warm-up);
+    return the faster choice (bf16 only if ``min_speedup`` times faster) and the timings."""
+    fp32, bf16 = replace(choice, precision="fp32"), replace(choice, precision="bf16")
+    best = {"fp32": float("inf"), "bf16": float("inf")}
+    for c in (fp32, bf16):
+        run_tile(c)  # warm-up (first-call allocations, oneDNN kernel selection)
+    for _ in range(repeats):
+        for c in (fp32, bf16):
+            t0 = time.perf_counter()
+            run_tile(c)
+            best[c.precision] = min(best[c.precision], time.perf_counter() - t0)
+    chosen = bf16 if best["bf16"] * min_speedup <= best["fp32"] else fp32
+    return chosen, best

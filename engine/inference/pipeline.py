@@ -1,0 +1,263 @@
+"""From finished row bands to output files: masks, optional float layer, post-processing, polygons.
+
+Shared by ``engine infer`` (float layer = probabilities) and ``engine classical`` (float layer =
+heights above the local minimum). A method is a ``produce(first, stop)`` generator of row bands
+``(start, stop, mask uint8[T,h,W], extra float32[C,h,W] | None)`` for bands ``first..stop-1``.
+
+Flow (memory bounded by one band; see :mod:`engine.inference.postprocess` for the passes):
+
+* single process, no post-processing: bands go straight into the (staged) final files;
+* with post-processing: the raw mask goes to a scratch file, then is post-processed band by band
+  into the final mask;
+* distributed: each rank writes part files for its share of bands; after a barrier rank 0
+  assembles them (post-processing on the way) and writes the polygons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.events import Reporter
+from engine.inference.distributed import DistContext
+from engine.inference.postprocess import postprocess_bands
+from engine.inference.staging import Staging
+from engine.inference.tiling import split_bands
+from engine.io.raster import RasterInfo, RasterReader, RasterWriter, make_info
+
+MASK_NODATA = 255
+Bands = Iterator[tuple[int, int, NDArray[np.uint8], NDArray[np.float32] | None]]
+
+
+def mask_descriptions(thresholds: list[float]) -> list[str]:
+    """Band descriptions of a gap mask: ``gap <= 5 m``."""
+    return [f"gap <= {t:g} m" for t in thresholds]
+
+
+@dataclass
+class ExtraSpec:
+    """An optional float layer written next to the masks."""
+
+    path: Path
+    count: int
+    dtype: str = "float32"
+    nodata: float | None = float("nan")
+    descriptions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Post:
+    """Post-processing settings in pixels (see :mod:`engine.inference.postprocess`)."""
+
+    min_area_px: float = 0.0
+    fill_holes: bool = False
+    max_hole_px: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """True when the mask needs a post-processing pass."""
+        return self.min_area_px > 0 or self.fill_holes
+
+
+def sub_grid(info: RasterInfo, row0: int, row1: int, path: Path) -> RasterInfo:
+    """The grid of rows ``row0..row1`` of ``info``."""
+    from affine import Affine
+
+    return make_info(
+        info.width, row1 - row0, info.transform * Affine.translation(0, row0), info.crs, path=path
+    )
+
+
+class BandSource:
+    """Read mask or float bands from part files that together cover the raster's rows."""
+
+    def __init__(
+        self, parts: list[tuple[Path, int, int]], count: int, fill: float, dtype: str
+    ) -> None:
+        self.parts = [(RasterReader(p), a, b) for p, a, b in parts if b > a]
+        self.count = count
+        self.fill = fill
+        self.dtype = np.dtype(dtype)
+
+    def read(self, row_off: int, height: int) -> NDArray[Any]:
+        """Rows ``row_off .. row_off+height`` of every band."""
+        width = self.parts[0][0].info.width
+        out = np.full((self.count, height, width), self.fill, dtype=self.dtype)
+        for reader, a, b in self.parts:
+            lo, hi = max(a, row_off), min(b, row_off + height)
+            if hi <= lo:
+                continue
+            for t in range(self.count):
+                values, valid = reader.read_window(lo - a, 0, hi - lo, width, band=t + 1)
+                out[t, lo - row_off : hi - row_off] = np.where(valid, values, self.fill)
+        return out
+
+    def close(self) -> None:
+        """Close the part files."""
+        for reader, _, _ in self.parts:
+            reader.close()
+
+
+def write_outputs(
+    info: RasterInfo,
+    thresholds: list[float],
+    band_rows: list[tuple[int, int]],
+    produce: Callable[[int, int], Bands],
+    mask_path: Path,
+    extra: ExtraSpec | None,
+    polygons: Path | None,
+    post: Post,
+    ctx: DistContext,
+    staging: Staging,
+    work_dir: Path,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """Compute this rank's share of bands and (rank 0) produce the final outputs.
+
+    ``mask_path``, ``extra.path`` and ``polygons`` are staged paths (see :class:`Staging`);
+    ``work_dir`` is a scratch folder path shared by all ranks. Returns figures for the result.
+    """
+    n_bands, n_t = len(band_rows), len(thresholds)
+    first, stop = split_bands(n_bands, ctx.rank, ctx.world)
+    needs_parts = ctx.active or post.active
+    if needs_parts:
+        staging.work_dir(work_dir)
+    row0 = band_rows[first][0] if stop > first else 0
+    row1 = band_rows[stop - 1][1] if stop > first else 0
+    mask_target = work_dir / f"part{ctx.rank}_mask.tif" if needs_parts else mask_path
+    extra_target = None
+    if extra is not None:
+        extra_target = work_dir / f"part{ctx.rank}_extra.tif" if ctx.active else extra.path
+    stats: dict[str, Any] = {"bands_written": 0, "max_band_rows": 0}
+    if stop > first:
+        grid = sub_grid(info, row0, row1, mask_target)
+        with (
+            RasterWriter(
+                mask_target,
+                grid,
+                count=n_t,
+                dtype="uint8",
+                nodata=MASK_NODATA,
+                band_descriptions=mask_descriptions(thresholds),
+            ) as mw,
+            _maybe_writer(extra_target, grid, extra) as ew,
+        ):
+            for start, end, mask, values in produce(first, stop):
+                mw.write_window(mask, start - row0, 0)
+                if ew is not None and values is not None:
+                    ew.write_window(values, start - row0, 0)
+                stats["bands_written"] += 1
+                stats["max_band_rows"] = max(stats["max_band_rows"], end - start)
+                reporter.check_cancelled()
+    ctx.barrier()
+    if ctx.rank == 0:
+        _assemble(
+            info,
+            thresholds,
+            band_rows,
+            ctx,
+            mask_path,
+            extra,
+            post,
+            work_dir,
+            needs_parts,
+            reporter.sub(0.85, 0.95, "post-process"),
+        )
+        if polygons is not None:
+            from engine.io.vector import polygonise_masks
+
+            poly = reporter.sub(0.95, 1.0, "polygons")
+            stats["polygons"] = polygonise_masks(
+                mask_path, polygons, thresholds, progress=poly.progress
+            )
+    ctx.barrier()
+    return stats
+
+
+class _NullWriter:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _maybe_writer(path: Path | None, grid: RasterInfo, spec: ExtraSpec | None) -> Any:
+    if path is None or spec is None:
+        return _NullWriter()
+    return RasterWriter(
+        path,
+        grid,
+        count=spec.count,
+        dtype=spec.dtype,
+        nodata=spec.nodata,
+        band_descriptions=spec.descriptions or None,
+    )
+
+
+def _parts(
+    band_rows: list[tuple[int, int]], world: int, work_dir: Path, kind: str
+) -> list[tuple[Path, int, int]]:
+    out = []
+    for r in range(world):
+        a, b = split_bands(len(band_rows), r, world)
+        if b > a:
+            out.append((work_dir / f"part{r}_{kind}.tif", band_rows[a][0], band_rows[b - 1][1]))
+    return out
+
+
+def _assemble(
+    info: RasterInfo,
+    thresholds: list[float],
+    band_rows: list[tuple[int, int]],
+    ctx: DistContext,
+    mask_path: Path,
+    extra: ExtraSpec | None,
+    post: Post,
+    work_dir: Path,
+    needs_parts: bool,
+    reporter: Reporter,
+) -> None:
+    """Rank 0: final mask (post-processed) and float layer from the part files."""
+    n_t = len(thresholds)
+    if needs_parts:
+        src = BandSource(_parts(band_rows, ctx.world, work_dir, "mask"), n_t, MASK_NODATA, "uint8")
+        try:
+            with RasterWriter(
+                mask_path,
+                info,
+                count=n_t,
+                dtype="uint8",
+                nodata=MASK_NODATA,
+                band_descriptions=mask_descriptions(thresholds),
+            ) as writer:
+                bands = postprocess_bands(
+                    src.read,
+                    band_rows,
+                    info.width,
+                    n_t,
+                    post.min_area_px,
+                    post.fill_holes,
+                    post.max_hole_px,
+                )
+                for i, (row, mask) in enumerate(bands):
+                    writer.write_window(mask, row, 0)
+                    reporter.progress((i + 1) / len(band_rows))
+        finally:
+            src.close()
+    if ctx.active and extra is not None:
+        fill = float("nan") if extra.nodata is None else extra.nodata
+        fsrc = BandSource(
+            _parts(band_rows, ctx.world, work_dir, "extra"), extra.count, fill, extra.dtype
+        )
+        try:
+            with _maybe_writer(extra.path, info, extra) as writer:
+                for a, b in band_rows:
+                    writer.write_window(fsrc.read(a, b - a), a, 0)
+        finally:
+            fsrc.close()

@@ -1,0 +1,96 @@
+"""Run a gap model on batches of normalised tiles: numpy in, float32 logits out.
+
+Uses ``torch.inference_mode``, channels_last memory format and autocast (bf16/fp16) as chosen
+by :mod:`engine.inference.device`. Non-conditioned models are always run at their own
+thresholds and the requested ones are picked out of the output channels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.errors import ConfigError
+from engine.inference.device import DeviceChoice
+
+
+def select_thresholds(
+    requested: Sequence[float] | None, model_thresholds: Sequence[float], conditioned: bool
+) -> tuple[list[float], list[float], list[int] | None]:
+    """``(output thresholds, thresholds fed to the model, channel indices to keep or None)``."""
+    model_t = [float(t) for t in model_thresholds]
+    if not requested:
+        return model_t, model_t, None
+    req = [float(t) for t in requested]
+    if len(set(req)) != len(req):
+        raise ConfigError(f"Thresholds {req} contain duplicates.", "Give each threshold once.")
+    if conditioned:
+        return req, req, None
+    index = []
+    for t in req:
+        hits = [i for i, m in enumerate(model_t) if abs(m - t) < 1e-6]
+        if not hits:
+            raise ConfigError(
+                f"Threshold {t:g} m is not one of this model's thresholds "
+                f"({', '.join(f'{m:g}' for m in model_t)} m) and the model is not conditioned.",
+                "Pick thresholds from that list, or use a threshold-conditioned model.",
+            )
+        index.append(hits[0])
+    return req, model_t, index
+
+
+class Predictor:
+    """Wrap a model for batched inference; accumulates forward time in ``forward_seconds``."""
+
+    def __init__(
+        self,
+        model: Any,
+        thresholds: Sequence[float],
+        choice: DeviceChoice,
+        channels: list[int] | None = None,
+    ) -> None:
+        import torch
+
+        self.choice = choice
+        self.device = torch.device(choice.device)
+        self.model = model.to(self.device).eval()
+        self.channels_last = True
+        try:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        except Exception:  # pragma: no cover - models without 4-D weights
+            self.channels_last = False
+        self.thresholds = torch.tensor(list(thresholds), dtype=torch.float32, device=self.device)
+        self.channels = channels
+        self.forward_seconds = 0.0
+        self.tiles = 0
+
+    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Logits ``[B, T, H, W]`` (float32, numpy) for inputs ``[B, C, H, W]``."""
+        t0 = time.perf_counter()
+        out = self.run(batch, self.choice)
+        self.forward_seconds += time.perf_counter() - t0
+        self.tiles += len(batch)
+        return out
+
+    def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]:
+        """One forward pass with the precision of ``choice`` (used by calibration too)."""
+        import torch
+
+        dtype = choice.autocast_dtype
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if dtype is not None:
+                with torch.autocast(device_type=self.device.type, dtype=dtype):
+                    y = self.model(x, self.thresholds)
+            else:
+                y = self.model(x, self.thresholds)
+            if self.channels is not None:
+                y = y[:, self.channels]
+            out: NDArray[np.float32] = y.float().contiguous().cpu().numpy()
+        return out

@@ -1,0 +1,125 @@
+"""Open a DSM for streamed inference: input checks and on-the-fly resampling.
+
+:func:`check_dsm` validates CRS, band count and pixel size before anything is computed (so a
+bad input never leaves an output). :func:`open_dsm` returns a reader with
+``read_window(row_off, col_off, height, width)``: the plain
+:class:`~engine.io.raster.RasterReader`, or :class:`ResampledReader`, which wraps the already
+opened dataset in a rasterio ``WarpedVRT`` at the model's pixel size (bilinear), so resampling
+streams too. Outputs are then on the resampled grid (same CRS and origin, model pixel size).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from affine import Affine
+from numpy.typing import NDArray
+
+from engine.errors import GridError
+from engine.io.raster import (
+    RasterInfo,
+    RasterReader,
+    check_band_count,
+    check_projected,
+    make_info,
+    read_info,
+)
+
+
+class WindowReader(Protocol):
+    """What the streaming code needs from a raster."""
+
+    info: RasterInfo
+
+    def read_window(
+        self, row_off: int, col_off: int, height: int, width: int, band: int = 1
+    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]: ...
+
+    def close(self) -> None: ...
+
+
+def check_dsm(
+    path: Path, model_pixel: float | None, tolerance: float, resample: bool
+) -> tuple[RasterInfo, RasterInfo | None]:
+    """``(info, resampled grid or None)``; raises CRSError / InputError / GridError."""
+    info = read_info(path, "DSM")
+    check_projected(info, "DSM")
+    check_band_count(info, 1, "DSM")
+    if model_pixel is None or model_pixel <= 0:
+        return info, None
+    px = info.pixel_size
+    if abs(px - model_pixel) <= tolerance * model_pixel:
+        return info, None
+    if not resample:
+        raise GridError(
+            f"The DSM {path.name} has {px:g} m pixels but the model was trained on "
+            f"{model_pixel:g} m "
+            f"pixels (difference beyond the {tolerance:.0%} tolerance).",
+            f"Set 'resample' to true to resample it on the fly, or resample it to "
+            f"{model_pixel:g} m "
+            f"yourself (gdalwarp -tr {model_pixel:g} {model_pixel:g} -r bilinear in.tif out.tif).",
+        )
+    scale = model_pixel / px
+    width, height = max(1, round(info.width / scale)), max(1, round(info.height / scale))
+    t = info.transform
+    transform = Affine(
+        math.copysign(model_pixel, t.a), 0.0, t.c, 0.0, math.copysign(model_pixel, t.e), t.f
+    )
+    grid = make_info(width, height, transform, info.crs, nodata=info.nodata, path=path)
+    return info, grid
+
+
+class ResampledReader:
+    """Boundless, float32 window reads of a DSM resampled onto ``grid`` (WarpedVRT, bilinear)."""
+
+    def __init__(self, path: Path, grid: RasterInfo) -> None:
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        self._base = RasterReader(path, "DSM")
+        self.info = grid
+        ds = self._base.dataset
+        src_nodata = (
+            ds.nodata
+            if ds.nodata is not None
+            else (np.nan if np.dtype(ds.dtypes[0]).kind == "f" else None)
+        )
+        self._vrt: Any = WarpedVRT(
+            ds,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.bilinear,
+            src_nodata=src_nodata,
+            nodata=np.nan,
+            dtype="float32",
+        )
+
+    def read_window(
+        self, row_off: int, col_off: int, height: int, width: int, band: int = 1
+    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Like :meth:`RasterReader.read_window`, on the resampled grid."""
+        from rasterio.windows import Window
+
+        values = np.full((height, width), np.nan, dtype=np.float32)
+        r0, c0 = max(row_off, 0), max(col_off, 0)
+        r1, c1 = min(row_off + height, self.info.height), min(col_off + width, self.info.width)
+        if r1 > r0 and c1 > c0:
+            data = self._vrt.read(band, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float32)
+            values[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = data
+        valid = np.isfinite(values)
+        return np.where(valid, values, np.nan).astype(np.float32), valid
+
+    def close(self) -> None:
+        """Close the VRT and the file."""
+        self._vrt.close()
+        self._base.close()
+
+
+def open_dsm(path: Path, grid: RasterInfo | None) -> WindowReader:
+    """A window reader of the DSM, resampled onto ``grid`` when given."""
+    return ResampledReader(path, grid) if grid is not None else RasterReader(path, "DSM")

@@ -90,7 +90,7 @@ package: setup
 	$(PY) scripts/package_plugin.py
 
 train-default: setup
-	$(PY) -m engine train --config resources/train-default.yaml
+	bash scripts/train_default.sh
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache demo-output

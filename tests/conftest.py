@@ -40,5 +40,7 @@ def _torch_threads() -> None:
 def shared_data() -> Path:
     """``../shared/data``; skips the test when it is absent (a user's fresh clone)."""
     if not (SHARED_DATA / "SOURCES.md").exists():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (only present on the project's machines)")
+        pytest.skip(
+            f"real data folder {SHARED_DATA} is absent (only present on the project's machines)"
+        )
     return SHARED_DATA

@@ -1,0 +1,81 @@
+"""The backend interface between the Processing algorithms and the engine.
+
+An algorithm builds one :class:`EngineRequest` (an engine command, its params, and which paths
+it reads and writes). A backend either runs it in this process (:class:`InProcessBackend`,
+``run``) or says how to start a child process that speaks the engine's JSON-lines protocol
+(:class:`ProcessBackend`, ``invocation``): ``chm_plugin.runner`` drives every such child the
+same way (progress, log, result, error events on stdout; cancel = terminate, then kill).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUEST_VERSION = 1
+
+
+@dataclass
+class EngineRequest:
+    """One engine command with its params, plus the file paths it reads and writes."""
+
+    command: str
+    params: dict[str, Any]
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request mapping of ``engine.api.run_request``."""
+        return {"version": REQUEST_VERSION, "command": self.command, "params": self.params}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+def _same(path: str) -> str:
+    return path
+
+
+@dataclass
+class Invocation:
+    """How to start the engine as a child process for one request.
+
+    ``argv`` runs the engine's ``request ... --jsonl`` command; ``stop_argv`` (optional) is run
+    on cancel in addition to terminating the child (``docker stop``); ``translate_back`` maps
+    paths in the result back to this machine's paths; ``env`` is the child's full environment.
+    """
+
+    argv: list[str]
+    env: dict[str, str] | None = None
+    stop_argv: list[str] | None = None
+    translate_back: Callable[[str], str] = _same
+    translate_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    temp_files: list[str] = field(default_factory=list)
+
+
+class Backend:
+    """A way of running engine requests."""
+
+    name = "base"
+    label = "Base"
+
+    def check(self) -> None:
+        """Raise ``QgsProcessingException`` with a fix-it message when unusable."""
+
+    def describe(self) -> dict[str, str]:
+        """What this backend runs (interpreter, image...), for diagnostics and logs."""
+        return {"backend": self.name}
+
+
+class ProcessBackend(Backend):
+    """A backend whose engine runs in a child process driven by ``chm_plugin.runner``."""
+
+    def invocation(self, request: EngineRequest, workdir: str) -> Invocation:
+        """The child process for ``request``; ``workdir`` is a private temporary folder."""
+        raise NotImplementedError
+
+    def explain_failure(self, stderr: str) -> str:
+        """A fix-it hint for a child that died without an engine error event."""
+        return ""

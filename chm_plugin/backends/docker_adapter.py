@@ -1,0 +1,94 @@
+"""Docker backend: adapts ``chm_plugin.backends.docker`` (``build_docker_run``) to the runner.
+
+``docker.py`` builds the ``docker run ...`` command (engine CLI ``request ... --jsonl`` as the
+container's command), maps host paths into the container and back, and gives the stop command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import shutil
+
+from qgis.core import QgsProcessingException
+
+from chm_plugin.backends.base import EngineRequest, Invocation, ProcessBackend
+
+SETTINGS_PLACE = "Settings > Options > Processing > Providers > Canopy gaps"
+
+
+class DockerBackend(ProcessBackend):
+    """Runs the engine in a Docker container (image and GPU use from the provider settings)."""
+
+    name = "docker"
+    label = "Docker"
+
+    def __init__(self, plugin_settings) -> None:
+        self.image = plugin_settings.docker_image
+        self.gpus = bool(plugin_settings.docker_gpu)
+        self.extra_args = shlex.split(plugin_settings.docker_args or "")
+
+    def _module(self):
+        try:
+            from chm_plugin.backends import docker
+        except ImportError as exc:  # pragma: no cover - shipped with the plugin
+            raise QgsProcessingException(
+                f"The Docker backend is not available in this plugin build ({exc})."
+            ) from exc
+        return docker
+
+    def check(self) -> None:
+        if shutil.which("docker") is None:
+            raise QgsProcessingException(
+                "The Docker backend needs the 'docker' command, which is not on PATH. Install "
+                "Docker (https://docs.docker.com/engine/install/) or choose the Subprocess backend "
+                f"in {SETTINGS_PLACE}."
+            )
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name, "docker_image": self.image, "docker_gpus": str(self.gpus)}
+
+    def docker_settings(self):
+        module = self._module()
+        names = {f.name for f in dataclasses.fields(module.DockerSettings)}
+        kwargs = {"image": self.image, "gpus": self.gpus}
+        for candidate in ("extra_args", "extra_run_args", "args"):
+            if candidate in names:
+                kwargs[candidate] = list(self.extra_args)
+                break
+        return module.DockerSettings(**{k: v for k, v in kwargs.items() if k in names})
+
+    def invocation(self, request: EngineRequest, workdir: str) -> Invocation:
+        self.check()
+        module = self._module()
+        try:
+            run = module.build_docker_run(
+                request.to_dict(),
+                self.docker_settings(),
+                list(request.inputs),
+                list(request.outputs),
+            )
+        except ValueError as exc:  # DockerPathError: a path the container cannot see
+            raise QgsProcessingException(f"{exc} (Docker backend)") from exc
+        return Invocation(
+            argv=list(run.argv),
+            stop_argv=list(run.stop_argv) if getattr(run, "stop_argv", None) else None,
+            translate_back=run.translate_back,
+            translate_event=getattr(run, "translate_event", None),
+        )
+
+    def explain_failure(self, stderr: str) -> str:
+        low = stderr.lower()
+        if "unable to find image" in low or "pull access denied" in low or "no such image" in low:
+            return (
+                f"The Docker image '{self.image}' is not available: build it (docker/README) or "
+                f"set 'Docker image of the engine' in {SETTINGS_PLACE}."
+            )
+        if "could not select device driver" in low or ("nvidia" in low and "gpu" in low):
+            return (
+                "Docker could not give the container a GPU: install the NVIDIA Container Toolkit "
+                f"or switch 'Docker: use the GPUs' off in {SETTINGS_PLACE}."
+            )
+        if "permission denied" in low and "docker" in low:
+            return "Your user may not use Docker: add it to the 'docker' group and log in again."
+        return f"Check that 'docker run --rm {self.image} diagnostics' works in a terminal."

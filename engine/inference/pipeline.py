@@ -172,7 +172,7 @@ def write_outputs(
             from engine.io.vector import polygonise_masks
 
             poly = reporter.sub(0.95, 1.0, "polygons")
-            stats["polygons"] = polygonise_masks(
+            stats["polygon_counts"] = polygonise_masks(
                 mask_path, polygons, thresholds, progress=poly.progress
             )
     ctx.barrier()

@@ -135,6 +135,8 @@ def test_oracle_model_finds_gaps_and_polygons(
         },
     )
     assert res["thresholds"] == [3.0, 30.0]
+    assert res["polygons"] == str(tmp_path / "gaps.gpkg")
+    assert sum(res["rasters"][0]["polygon_counts"].values()) == 2
     with rasterio.open(out) as ds:
         m = ds.read()
     assert (m[0, 42:54, 62:74] == 1).all() and m[0].sum() == 144

@@ -41,13 +41,13 @@ setup: $(STAMP_PIP)
 
 # --- quality ----------------------------------------------------------------------------------
 lint: setup
-	$(VENV)/bin/ruff check engine chm_plugin tests bench
-	$(VENV)/bin/ruff format --check engine chm_plugin tests bench
+	$(VENV)/bin/ruff check engine chm_plugin tests bench scripts
+	$(VENV)/bin/ruff format --check engine chm_plugin tests bench scripts
 	$(VENV)/bin/mypy engine
 
 format: setup
-	$(VENV)/bin/ruff format engine chm_plugin tests bench
-	$(VENV)/bin/ruff check --fix engine chm_plugin tests bench
+	$(VENV)/bin/ruff format engine chm_plugin tests bench scripts
+	$(VENV)/bin/ruff check --fix engine chm_plugin tests bench scripts
 
 docker-lint: setup
 	$(VENV)/bin/hadolint -c docker/.hadolint.yaml docker/Dockerfile docker/Dockerfile.cpu

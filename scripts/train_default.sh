@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default model from ../shared/data (issue 8): preprocess the real sites,
-# train, evaluate on the held-out HARV block against the classical baseline, then copy the
-# model and its report into resources/models/.
+# train, publish the model (float16 weights) in resources/models/, evaluate that file on the
+# held-out HARV block against the classical baseline, and write the model card.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -19,6 +19,7 @@ for f in dsm dtm; do
 done
 $PY -m engine preprocess --config resources/configs/default-dataset.yaml
 $PY -m engine train --config resources/configs/train-default.yaml
+$PY scripts/model_card.py publish build/default-model/default.safetensors resources/models
 $PY -m engine evaluate --config resources/configs/evaluate-default.yaml
-$PY scripts/model_card.py build/default-model/default.safetensors \
-  build/default-model/holdout-report/metrics.json resources/models
+$PY scripts/model_card.py card resources/models/default.safetensors \
+  build/default-model/holdout-report/metrics.json

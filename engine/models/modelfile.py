@@ -247,15 +247,27 @@ def read_description(path: str | Path) -> ModelDescription:
     return ModelDescription.from_dict(data, source=str(path))
 
 
+WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
 def save_model(
-    path: str | Path, model: nn.Module, description: ModelDescription
+    path: str | Path,
+    model: nn.Module,
+    description: ModelDescription,
+    weights_dtype: str = "float32",
 ) -> ModelDescription:
     """Write ``model`` + ``description`` to ``path`` (.safetensors) and ``<stem>.json``, atomically.
 
     Architecture, thresholds, in_channels and output kind are taken from the model itself, so
     the description always matches the weights. Parametrizations (spectral norm) are baked in.
+    ``weights_dtype`` "float16"/"bfloat16" stores floating-point tensors at half size (shipped
+    models); :func:`load_model` casts them back to the model's float32 parameters.
     Returns the description as written.
     """
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise ModelFileError(
+            f"Unknown weights_dtype {weights_dtype!r}; valid: {', '.join(WEIGHT_DTYPES)}."
+        )
     path = Path(path)
     if path.suffix.lower() != SUFFIX:
         raise ModelFileError(
@@ -276,7 +288,11 @@ def save_model(
         metrics=dict(description.metrics),
         extra=dict(description.extra),
     )
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in plain_state_dict(m).items()}
+    dtype = WEIGHT_DTYPES[weights_dtype]
+    tensors = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().to("cpu").contiguous().clone()
+        for k, v in plain_state_dict(m).items()
+    }
     text = desc.to_json()
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", METADATA_KEY: text})

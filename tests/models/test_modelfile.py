@@ -59,6 +59,20 @@ def test_round_trip_identical_outputs(tmp_path: Path, name: str) -> None:
     assert not list(tmp_path.glob(".*part*"))  # atomic write left nothing behind
 
 
+def test_half_precision_weights_halve_the_file_and_load_as_float32(tmp_path: Path) -> None:
+    model, path = _save(tmp_path, "unet", base_channels=8)
+    half = tmp_path / "half.safetensors"
+    save_model(half, model, _describe(model), weights_dtype="float16")
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    loaded, _ = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), atol=0.05, rtol=0.01)
+    with pytest.raises(ModelFileError, match="weights_dtype"):
+        save_model(half, model, _describe(model), weights_dtype="int8")
+
+
 def test_spectral_norm_and_group_norm_models_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model("unet", norm="group", **TINY)

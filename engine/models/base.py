@@ -104,4 +104,6 @@ class EncoderDecoderModel(GapModel):
 
     def forward(self, x: Tensor, thresholds: ThresholdsLike | None = None) -> Tensor:
         self.check_input(x)
-        return self.head(self.decoder(self.encoder(x)), self.threshold_tensor(thresholds, x))
+        features = self.decoder(self.encoder(x))
+        ts = self.threshold_tensor(thresholds, x)
+        return self.head(features, ts, x) if self.head.needs_input else self.head(features, ts)

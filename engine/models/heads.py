@@ -5,6 +5,11 @@
 - ``independent``: one 1x1 conv channel per threshold; nesting is left to learning.
 - ``height``: regress a canopy height map ``h`` (metres) and set
   ``logit_k = (t_k - h) / temperature``: nested too, and valid at any threshold.
+- ``residual_height``: like ``height``, but ``h = input_scale * x[:, 0] + correction``: the
+  normalised DSM (height above the local low surface, in units of ``input_scale`` metres) plus a
+  learned correction that starts at zero. At initialisation the model is exactly the rule
+  "gap where DSM - low surface <= t"; training learns where that rule is wrong (canopy over
+  low ground, slopes, pits). Nested, valid at any threshold.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from torch import Tensor, nn
 from engine.errors import ConfigError
 from engine.models.thresholds import match_thresholds
 
-HEAD_KINDS: tuple[str, ...] = ("cumulative", "independent", "height")
+HEAD_KINDS: tuple[str, ...] = ("cumulative", "independent", "height", "residual_height")
 
 
 class Head(nn.Module):
@@ -26,6 +31,7 @@ class Head(nn.Module):
 
     output_kind = "independent"
     conditioned = False
+    needs_input = False  # True: forward also takes the model input ``x``
     thresholds: Tensor
 
     def __init__(self, thresholds: Sequence[float]) -> None:
@@ -110,6 +116,29 @@ class HeightHead(Head):
         return (t.reshape(1, -1, 1, 1) - self.height(features)) / self.temperature()
 
 
+class ResidualHeightHead(HeightHead):
+    """Height = input height (``input_scale * x[:, 0]``, metres) + a learned correction."""
+
+    needs_input = True
+
+    def __init__(
+        self, in_channels: int, thresholds: Sequence[float], input_scale_m: float = 10.0
+    ) -> None:
+        super().__init__(in_channels, thresholds)
+        self.input_scale_m = float(input_scale_m)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)  # type: ignore[arg-type]
+
+    def forward(  # type: ignore[override]
+        self, features: Tensor, thresholds: Tensor | None = None, x: Tensor | None = None
+    ) -> Tensor:
+        if x is None:
+            raise ValueError("ResidualHeightHead needs the model input x.")
+        t = self.thresholds if thresholds is None else thresholds.to(features.dtype).reshape(-1)
+        h = x[:, :1] * self.input_scale_m + self.height(features)
+        return (t.reshape(1, -1, 1, 1) - h) / self.temperature()
+
+
 def make_head(kind: str, in_channels: int, thresholds: Sequence[float]) -> Head:
     """Build a head by name; an unknown name lists the valid ones."""
     if kind == "cumulative":
@@ -118,4 +147,6 @@ def make_head(kind: str, in_channels: int, thresholds: Sequence[float]) -> Head:
         return IndependentHead(in_channels, thresholds)
     if kind == "height":
         return HeightHead(in_channels, thresholds)
+    if kind == "residual_height":
+        return ResidualHeightHead(in_channels, thresholds)
     raise ConfigError(f"Unknown head {kind!r}; valid heads: {', '.join(HEAD_KINDS)}.")

@@ -61,7 +61,7 @@ def test_fixed_model_threshold_selection() -> None:
         model(x, [7.0])
 
 
-@pytest.mark.parametrize("head", ["cumulative", "height"])
+@pytest.mark.parametrize("head", ["cumulative", "height", "residual_height"])
 def test_nested_by_construction(head: str) -> None:
     for seed in range(3):
         torch.manual_seed(seed)
@@ -103,6 +103,22 @@ def test_height_head_accepts_any_threshold() -> None:
     assert model.conditioned and model.output_kind == "height"
     y = model(torch.randn(1, 1, 16, 16), [3.0, 7.5, 12.0])
     assert y.shape == (1, 3, 16, 16) and (y[:, 1:] > y[:, :-1]).all()
+
+
+def test_residual_height_head_starts_as_the_threshold_rule() -> None:
+    """At init, logit(t) = t - 10 * x: gap exactly where DSM - low surface <= t."""
+    for name in ("unet", "resunet_attention", "deeplab_lite"):
+        model = build_model(name, head="residual_height", **TINY).eval()
+        assert model.conditioned and model.output_kind == "height"
+        x = torch.randn(1, 1, 32, 32)
+        with torch.no_grad():
+            logits = model(x, [2.0, 5.0, 13.0])
+        expected = torch.tensor([2.0, 5.0, 13.0]).reshape(1, 3, 1, 1) - 10 * x
+        torch.testing.assert_close(logits * model.head.temperature(), expected)
+        assert model.head.temperature().item() == pytest.approx(1.0, abs=2e-3)
+    model.train()
+    model(torch.randn(2, 1, 32, 32)).sum().backward()
+    assert model.head.conv.weight.grad is not None and model.head.conv.weight.grad.abs().sum() > 0
 
 
 def test_film_layer_is_identity_at_init() -> None:

@@ -6,6 +6,8 @@ Modules (array-level first, files last):
 * :mod:`~engine.inference.stitch` - rolling accumulator turning tile rows into row bands.
 * :mod:`~engine.inference.stream` - low-surface pass, prefetching reader thread, batched model.
 * :mod:`~engine.inference.device`, :mod:`~engine.inference.predictor` - device, precision, forward.
+* :mod:`~engine.inference.onnx_predictor` - the same forward with onnxruntime (CPU default),
+  ONNX export cache.
 * :mod:`~engine.inference.postprocess` - min gap area and hole filling by row bands.
 * :mod:`~engine.inference.classical_core` - the classical method on arrays.
 * :mod:`~engine.inference.pipeline` - row bands to files (parts, assembly, polygons).

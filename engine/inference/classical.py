@@ -1,11 +1,12 @@
 """``engine classical``: gap masks without a model (DSM minus a smoothed local minimum).
 
 The method itself is :func:`classical_heights` (arrays; reused by the evaluation package as the
-baseline). This command streams it over rasters of any size: row bands of ``band_rows`` rows
-are read with a halo of ``window + smoothing`` (boundless reads, outside = nodata), so the
-streamed result equals the whole-image one bit for bit. Outputs use the same format as
-``engine infer`` (masks, optional float layer = heights above the local minimum, polygons,
-min gap area, hole filling, batch mode, torchrun scale-out).
+baseline). This command streams it over rasters of any size: row bands of ``band_rows`` rows,
+each cut into column blocks of at most :data:`BLOCK_PX` pixels (so memory does not grow with the
+raster width either), are read with a halo of ``window + smoothing`` (boundless reads, outside =
+nodata), so the streamed result equals the whole-image one bit for bit. Outputs use the same
+format as ``engine infer`` (masks, optional float layer = heights above the local minimum,
+polygons, min gap area, hole filling, batch mode, torchrun scale-out).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from engine.inference.readers import check_dsm, open_dsm
 from engine.inference.staging import Staging
 
 __all__ = ["ClassicalConfig", "classical_heights", "gap_masks", "run_classical"]
+
+BLOCK_PX = 2**20
+"""Pixels of one classical block, halo included (about 60 bytes each at the filters' peak): a
+4096-px-wide raster already takes two blocks per band, so memory is at its plateau there."""
+MIN_BLOCK_COLS = 64
 
 
 def _non_negative(value: Any) -> str | None:
@@ -104,6 +110,15 @@ class ClassicalConfig(Config):
         return list(self.dsm) if isinstance(self.dsm, list) else [self.dsm]
 
 
+def column_blocks(width: int, rows: int, halo: int, budget_px: int) -> list[tuple[int, int]]:
+    """Column ranges ``[c0, c1)`` of the blocks of a band of ``rows`` rows: at most
+    ``budget_px`` pixels each with the halo (at least :data:`MIN_BLOCK_COLS` columns). Blocks
+    have a fixed width (the last one is the rest), so the largest block, and the peak memory,
+    is the same for any raster at least that wide."""
+    cols = max(MIN_BLOCK_COLS, budget_px // (rows + 2 * halo) - 2 * halo)
+    return [(c, min(c + cols, width)) for c in range(0, width, cols)]
+
+
 def classical_bands(
     read: Any,
     height: int,
@@ -115,16 +130,20 @@ def classical_bands(
     stop: int,
     reporter: Reporter,
 ) -> Iterator[tuple[int, int, NDArray[np.uint8], NDArray[np.float32]]]:
-    """Row bands ``(start, stop, masks, heights)`` of bands ``first..stop-1``."""
+    """Windows ``(row, col, masks, heights)`` of bands ``first..stop-1``, each band in column
+    blocks of at most :data:`BLOCK_PX` pixels (halo included), left to right."""
     halo = halo_px(pixel_size, config.window_m, config.smoothing_m)
     thresholds = [float(t) for t in config.thresholds]
     for i in range(first, stop):
         a, b = bands[i]
-        values, valid = read(a - halo, -halo, b - a + 2 * halo, width + 2 * halo)
-        h = classical_heights(values, valid, pixel_size, config.window_m, config.smoothing_m)
-        h = h[halo : halo + b - a, halo : halo + width]
-        yield a, b, gap_masks(h, thresholds), h[None]
-        reporter.progress((i - first + 1) / (stop - first), "classical")
+        blocks = column_blocks(width, b - a, halo, BLOCK_PX)
+        for n, (c0, c1) in enumerate(blocks):
+            values, valid = read(a - halo, c0 - halo, b - a + 2 * halo, c1 - c0 + 2 * halo)
+            h = classical_heights(values, valid, pixel_size, config.window_m, config.smoothing_m)
+            del values, valid
+            h = np.ascontiguousarray(h[halo : halo + b - a, halo : halo + c1 - c0])
+            yield a, c0, gap_masks(h, thresholds), h[None]
+            reporter.progress((i - first + (n + 1) / len(blocks)) / (stop - first), "classical")
 
 
 def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]:

@@ -56,12 +56,19 @@ def classical_heights(
 ) -> NDArray[np.float32]:
     """Height above the smoothed local minimum (metres, float32; NaN where ``valid`` is False)."""
     w = odd_px(window_m, pixel_size)
-    filled = np.where(valid, dsm, np.inf).astype(np.float32)
-    low = ndimage.minimum_filter(filled, size=w, mode="constant", cval=np.inf).astype(np.float64)
-    defined = valid & np.isfinite(low)
+    filled = np.where(valid, dsm, np.inf).astype(np.float32, copy=False)
+    low32 = ndimage.minimum_filter(filled, size=w, mode="constant", cval=np.inf)
+    del filled
+    low = low32.astype(np.float64)
+    del low32
     if smoothing_m > 0:
-        low = _box_mean(low, defined, odd_px(smoothing_m, pixel_size))
-    heights = np.where(valid & np.isfinite(low), dsm.astype(np.float64) - low, np.nan)
+        low = _box_mean(low, valid & np.isfinite(low), odd_px(smoothing_m, pixel_size))
+    # in place, same values as np.where(valid & finite(low), dsm (float64) - low, NaN)
+    ok = valid & np.isfinite(low)
+    heights = dsm.astype(np.float64)
+    heights -= low
+    del low
+    heights[~ok] = np.nan
     return heights.astype(np.float32)
 
 

@@ -43,6 +43,23 @@ def cpu_has_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_amx() -> bool:
+    """True when the CPU has AMX tile instructions (where torch bf16 can beat fp32 by ~4x)."""
+    import torch
+
+    if "AMX" in str(torch.backends.cpu.get_cpu_capability()).upper():
+        return True
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return "amx_bf16" in line.split(":", 1)[1].split()
+    return False
+
+
 @dataclass(frozen=True)
 class DeviceChoice:
     """The resolved device, precision and thread count."""

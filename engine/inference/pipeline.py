@@ -1,14 +1,18 @@
 """From finished row bands to output files: masks, optional float layer, post-processing, polygons.
 
 Shared by ``engine infer`` (float layer = probabilities) and ``engine classical`` (float layer =
-heights above the local minimum). A method is a ``produce(first, stop)`` generator of row bands
-``(start, stop, mask uint8[T,h,W], extra float32[C,h,W] | None)`` for bands ``first..stop-1``.
+heights above the local minimum). A method is a ``produce(first, stop)`` generator of windows
+``(row_off, col_off, mask uint8[T,h,w], extra [C,h,w] | None)`` covering row bands
+``first..stop-1``: bands in order, each band's windows from left to right (a window may be the
+whole band). Methods compute them in blocks of a bounded number of pixels, so nothing here
+depends on the raster width but uint8 mask rows.
 
-Flow (memory bounded by one band; see :mod:`engine.inference.postprocess` for the passes):
+Flow (memory bounded by one window, or one post-processing band of at most
+:data:`POST_BAND_PX` uint8 pixels; see :mod:`engine.inference.postprocess` for the passes):
 
-* single process, no post-processing: bands go straight into the (staged) final files;
+* single process, no post-processing: windows go straight into the (staged) final files;
 * with post-processing: the raw mask goes to a scratch file, then is post-processed band by band
-  into the final mask;
+  (bands of :func:`post_bands`, rows adapted to the width) into the final mask;
 * distributed: each rank writes part files for its share of bands; after a barrier rank 0
   assembles them (post-processing on the way) and writes the polygons.
 """
@@ -31,7 +35,11 @@ from engine.inference.tiling import split_bands
 from engine.io.raster import RasterInfo, RasterReader, RasterWriter, make_info
 
 MASK_NODATA = 255
-Bands = Iterator[tuple[int, int, NDArray[np.uint8], NDArray[np.float32] | None]]
+Windows = Iterator[tuple[int, int, NDArray[np.uint8], NDArray[Any] | None]]
+POST_BAND_PX = 2**21
+"""Pixels per band of the post-processing pass and of copying float part files (rows adapt to
+the raster width): 2 Mpx = 2 MB per uint8 mask band plus its int32 component labels."""
+COPY_COLS = 4096  # columns per window when float part files are assembled
 
 
 def mask_descriptions(thresholds: list[float]) -> list[str]:
@@ -84,16 +92,20 @@ class BandSource:
         self.fill = fill
         self.dtype = np.dtype(dtype)
 
-    def read(self, row_off: int, height: int) -> NDArray[Any]:
-        """Rows ``row_off .. row_off+height`` of every band."""
-        width = self.parts[0][0].info.width
+    def read(
+        self, row_off: int, height: int, col_off: int = 0, width: int | None = None
+    ) -> NDArray[Any]:
+        """Rows ``row_off .. row_off+height`` (columns ``col_off .. col_off+width``, default all)
+        of every band."""
+        if width is None:
+            width = self.parts[0][0].info.width - col_off
         out = np.full((self.count, height, width), self.fill, dtype=self.dtype)
         for reader, a, b in self.parts:
             lo, hi = max(a, row_off), min(b, row_off + height)
             if hi <= lo:
                 continue
             for t in range(self.count):
-                values, valid = reader.read_window(lo - a, 0, hi - lo, width, band=t + 1)
+                values, valid = reader.read_window(lo - a, col_off, hi - lo, width, band=t + 1)
                 out[t, lo - row_off : hi - row_off] = np.where(valid, values, self.fill)
         return out
 
@@ -107,7 +119,7 @@ def write_outputs(
     info: RasterInfo,
     thresholds: list[float],
     band_rows: list[tuple[int, int]],
-    produce: Callable[[int, int], Bands],
+    produce: Callable[[int, int], Windows],
     mask_path: Path,
     extra: ExtraSpec | None,
     polygons: Path | None,
@@ -147,12 +159,14 @@ def write_outputs(
             ) as mw,
             _maybe_writer(extra_target, grid, extra) as ew,
         ):
-            for start, end, mask, values in produce(first, stop):
-                mw.write_window(mask, start - row0, 0)
+            for row, col, mask, values in produce(first, stop):
+                mw.write_window(mask, row - row0, col)
                 if ew is not None and values is not None:
-                    ew.write_window(values, start - row0, 0)
-                stats["bands_written"] += 1
-                stats["max_band_rows"] = max(stats["max_band_rows"], end - start)
+                    ew.write_window(values, row - row0, col)
+                if col + mask.shape[-1] >= info.width:
+                    stats["bands_written"] += 1
+                stats["max_band_rows"] = max(stats["max_band_rows"], mask.shape[-2])
+                del mask, values
                 reporter.check_cancelled()
     ctx.barrier()
     if ctx.rank == 0:
@@ -200,6 +214,15 @@ def _maybe_writer(path: Path | None, grid: RasterInfo, spec: ExtraSpec | None) -
     )
 
 
+def post_bands(
+    band_rows: list[tuple[int, int]], width: int, budget_px: int | None = None
+) -> list[tuple[int, int]]:
+    """The bands of the post-processing pass: the output bands, each split into bands of at
+    most ``budget_px`` (default :data:`POST_BAND_PX`) pixels (at least 16 rows)."""
+    rows = max(16, (POST_BAND_PX if budget_px is None else budget_px) // max(width, 1))
+    return [(r, min(r + rows, b)) for a, b in band_rows for r in range(a, b, rows)]
+
+
 def _parts(
     band_rows: list[tuple[int, int]], world: int, work_dir: Path, kind: str
 ) -> list[tuple[Path, int, int]]:
@@ -236,9 +259,10 @@ def _assemble(
                 nodata=MASK_NODATA,
                 band_descriptions=mask_descriptions(thresholds),
             ) as writer:
+                pbands = post_bands(band_rows, info.width)
                 bands = postprocess_bands(
                     src.read,
-                    band_rows,
+                    pbands,
                     info.width,
                     n_t,
                     post.min_area_px,
@@ -247,7 +271,7 @@ def _assemble(
                 )
                 for i, (row, mask) in enumerate(bands):
                     writer.write_window(mask, row, 0)
-                    reporter.progress((i + 1) / len(band_rows))
+                    reporter.progress((i + 1) / len(pbands))
         finally:
             src.close()
     if ctx.active and extra is not None:
@@ -258,6 +282,8 @@ def _assemble(
         try:
             with _maybe_writer(extra.path, info, extra) as writer:
                 for a, b in band_rows:
-                    writer.write_window(fsrc.read(a, b - a), a, 0)
+                    for c in range(0, info.width, COPY_COLS):
+                        w = min(COPY_COLS, info.width - c)
+                        writer.write_window(fsrc.read(a, b - a, c, w), a, c)
         finally:
             fsrc.close()

@@ -7,7 +7,10 @@ band** with ``scipy.ndimage.label`` and stitched across band borders with a unio
 component ids (only the last row of the previous band is kept). Pass 1 collects, per global
 component, its pixel count and whether it touches the raster border; after resolving the
 union-find, pass 2 re-labels each band identically (labelling is deterministic), looks up each
-component's verdict and writes the band. Memory: one band plus a few numbers per component.
+component's verdict and writes the band. Memory: one band (uint8 mask, int32 labels; only the
+border rows of a band are ever held as global int64 ids) plus a few numbers per component. The
+caller bounds a band's pixels (:func:`engine.inference.pipeline.post_bands`: fewer rows for
+wider rasters).
 
 * Min area removes 8-connected gap components smaller than ``min_area_px`` pixels.
 * Hole filling turns into gap the canopy pixels of the 4-connected components of "not gap"
@@ -48,19 +51,26 @@ class StreamingComponents:
         self._prev: NDArray[np.int64] | None = None
         self.roots: NDArray[np.int64] | None = None
 
-    def label(self, fg: NDArray[np.bool_], band_index: int) -> NDArray[np.int64]:
-        """Global component ids of band ``band_index`` (after :meth:`add`), 0 = background."""
-        lab, _ = ndimage.label(fg, structure=self.structure)
-        lab = lab.astype(np.int64)
-        return np.where(lab > 0, lab + self.offsets[band_index], 0)
+    def lookup(
+        self, fg: NDArray[np.bool_], band_index: int, verdict: NDArray[np.bool_]
+    ) -> NDArray[np.bool_]:
+        """Pass 2: ``verdict`` (per global id, after :meth:`finish`) of every pixel of band
+        ``band_index``; False on the background."""
+        lab, n = ndimage.label(fg, structure=self.structure)  # int32, as in pass 1
+        offset = self.offsets[band_index]
+        local = np.zeros(n + 1, dtype=bool)
+        local[1:] = verdict[offset + 1 : offset + n + 1]
+        return local[lab]
 
     def add(self, fg: NDArray[np.bool_], first: bool, last: bool) -> None:
         """Pass 1: label the next band and connect it to the previous one."""
         lab, n = ndimage.label(fg, structure=self.structure)
         offset = len(self.parent) - 1
         self.offsets.append(offset)
-        lab = lab.astype(np.int64)
-        glob = np.where(lab > 0, lab + offset, 0)
+
+        def glob(row: NDArray[np.int32]) -> NDArray[np.int64]:
+            return np.where(row > 0, row.astype(np.int64) + offset, 0)
+
         self.parent = np.concatenate([self.parent, np.arange(offset + 1, offset + n + 1)])
         self.area = np.concatenate([self.area, np.bincount(lab.ravel(), minlength=n + 1)[1:]])
         edge = np.zeros(n + 1, dtype=bool)
@@ -72,8 +82,8 @@ class StreamingComponents:
             edge[lab[-1]] = True
         self.border = np.concatenate([self.border, edge[1:]])
         if self._prev is not None and n:
-            self._connect(self._prev, glob[0])
-        self._prev = glob[-1].copy()
+            self._connect(self._prev, glob(lab[0]))
+        self._prev = glob(lab[-1])
 
     def _connect(self, up: NDArray[np.int64], down: NDArray[np.int64]) -> None:
         pairs = [np.stack([up, down], 1)]
@@ -110,11 +120,9 @@ class StreamingComponents:
         return area[roots], border[roots]
 
 
-def _fill(
-    mask: NDArray[np.uint8], ids: NDArray[np.int64], hole: NDArray[np.bool_]
-) -> NDArray[np.uint8]:
+def _fill(mask: NDArray[np.uint8], hole: NDArray[np.bool_]) -> NDArray[np.uint8]:
     out = mask.copy()
-    out[(mask == CANOPY) & hole[ids]] = GAP
+    out[(mask == CANOPY) & hole] = GAP
     return out
 
 
@@ -146,7 +154,7 @@ def postprocess_bands(
         if not fill_holes:
             return m
         return np.stack(
-            [_fill(m[t], comps[t].label(m[t] != GAP, i), holes[t]) for t in range(len(m))]
+            [_fill(m[t], comps[t].lookup(m[t] != GAP, i, holes[t])) for t in range(len(m))]
         )
 
     keep: list[NDArray[np.bool_]] = []
@@ -166,8 +174,8 @@ def postprocess_bands(
         if min_area_px > 0:
             m = m.copy()
             for t in range(n_thresholds):
-                ids = gaps[t].label(m[t] == GAP, i)
-                m[t][(m[t] == GAP) & ~keep[t][ids]] = CANOPY
+                kept = gaps[t].lookup(m[t] == GAP, i, keep[t])
+                m[t][(m[t] == GAP) & ~kept] = CANOPY
         yield a, m
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,8 +43,24 @@ def select_thresholds(
     return req, model_t, index
 
 
+class TilePredictor(Protocol):
+    """What the streaming code and ``engine infer`` need of a model runner (torch
+    :class:`Predictor` or :class:`~engine.inference.onnx_predictor.OnnxPredictor`)."""
+
+    runtime: str
+    choice: DeviceChoice
+    forward_seconds: float
+    tiles: int
+
+    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]: ...
+
+    def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]: ...
+
+
 class Predictor:
     """Wrap a model for batched inference; accumulates forward time in ``forward_seconds``."""
+
+    runtime = "torch"
 
     def __init__(
         self,

@@ -1,9 +1,21 @@
-"""Blend tile predictions into output row bands with a rolling accumulator.
+"""Blend tile predictions into output cells, one column chunk of a tile row at a time.
 
-:class:`RowStitcher` holds ``stride + ramp`` rows of weighted sums across the full raster
-width (never the full raster): tile row ``k`` adds its weighted logits, then band ``k`` (see
-:class:`~engine.inference.tiling.TilePlan`) is final and handed out, and the ``ramp`` rows that
-the next tile row still contributes to move to the top of the buffer.
+:class:`ChunkStitcher` accumulates the weighted logits of the tiles of one column chunk
+``[j0, j1)`` of tile row ``k`` (see :class:`~engine.inference.tiling.TilePlan`) over raster rows
+``[k*stride - ramp, (k+1)*stride)`` and columns ``[j0*stride - ramp, j1*stride)``, then hands out
+the finished cell ``band(k) x cols(j0, j1)``. Float memory is per chunk, whatever the raster
+width, except with ramp blending, which needs two carries:
+
+* a **row carry**: the ``ramp`` rows below band ``k`` that tile row ``k + 1`` still adds to,
+  across the full width (``(C + 1) x ramp x width`` float32; ``ramp / stride`` of a uint8 band
+  of masks), and
+* a **column carry**: the ``ramp`` columns right of the cell that the next chunk adds to
+  (``(C + 1) x (stride + ramp) x ramp``).
+
+Contributions are summed per pixel in the same order as a full-width accumulator would (tile
+row ``k - 1`` left to right, then tile row ``k`` left to right), so the result does not depend
+on the chunking, bit for bit. With centre-crop blending (``ramp = 0``) every pixel comes from
+one tile with weight 1: the cell is the tiles' cores, exactly.
 """
 
 from __future__ import annotations
@@ -13,74 +25,96 @@ from numpy.typing import NDArray
 
 from engine.inference.tiling import TilePlan
 
+Cell = tuple[int, int, int, int, NDArray[np.float32], NDArray[np.bool_]]
 
-class RowStitcher:
-    """Accumulate tile rows; emit row bands ``(start, stop, values[C,h,W], valid[h,W])``."""
 
-    def __init__(self, plan: TilePlan, channels: int, first_tile_row: int = 0) -> None:
+class ChunkStitcher:
+    """Accumulate the tiles of column chunks; emit cells
+    ``(row_start, row_stop, col_start, col_stop, values[C,h,w], valid[h,w])``."""
+
+    def __init__(self, plan: TilePlan) -> None:
         self.plan = plan
-        self.channels = channels
-        rows = plan.stride + plan.ramp
-        self.acc = np.zeros((channels, rows, plan.width), dtype=np.float32)
-        self.wsum = np.zeros((rows, plan.width), dtype=np.float32)
-        self.valid = np.zeros((rows, plan.width), dtype=bool)
-        self.buf_start = first_tile_row * plan.stride - plan.ramp
-        self.next_row = first_tile_row
+        self.row_acc: NDArray[np.float32] | None = None  # rows [k*s - ramp, k*s), full width
+        self.row_wsum: NDArray[np.float32] | None = None
+        self.row_carry_k = -1  # the tile row whose top rows the row carry holds
+        self.seed_rows = False  # the current tile row starts from the row carry
+        self.col_acc: NDArray[np.float32] | None = None
+        self.col_wsum: NDArray[np.float32] | None = None
+        self.k = self.j0 = self.j1 = 0
+        self.r0 = self.r1 = self.c0 = self.c1 = 0
+        self.acc: NDArray[np.float32] | None = None
+        self.wsum: NDArray[np.float32] | None = None
 
-    def add(
-        self,
-        k: int,
-        logits: NDArray[np.float32],
-        valid_rows: NDArray[np.bool_],
-        valid_r0: int,
-    ) -> tuple[int, int, NDArray[np.float32], NDArray[np.bool_]]:
-        """Add tile row ``k`` (``logits[n_cols, C, tile, tile]``); return band ``k``.
+    def start(self, k: int, j0: int, j1: int) -> None:
+        """Begin chunk ``[j0, j1)`` of tile row ``k`` (chunks of a row left to right)."""
+        p = self.plan
+        s, ramp = p.stride, p.ramp
+        self.k, self.j0, self.j1 = k, j0, j1
+        self.r0, self.r1 = max(0, k * s - ramp), min(p.height, (k + 1) * s)
+        self.c0, self.c1 = max(0, j0 * s - ramp), min(p.width, j1 * s)
+        self.acc = None
+        self.wsum = None
+        if j0 == 0:
+            self.col_acc = self.col_wsum = None
+            self.seed_rows = self.row_carry_k == k
 
-        ``valid_rows`` is the DSM valid mask of raster rows ``valid_r0 ..`` over the full width.
-        """
-        if k != self.next_row:
-            raise RuntimeError(
-                f"Tile rows must arrive in order: expected {self.next_row}, got {k}."
-            )
-        plan = self.plan
-        s, ramp, m, w = plan.stride, plan.ramp, plan.margin, plan.width
-        assert self.buf_start == k * s - ramp
-        prof = plan.weights[m : m + s + ramp]  # nonzero part: raster rows/cols [k*s-ramp, (k+1)*s)
-        for j in range(plan.n_cols):
-            c0 = j * s - ramp
-            lo, hi = max(c0, 0), min(c0 + s + ramp, w)
-            if hi <= lo:
-                continue
-            wc = prof[lo - c0 : hi - c0]
-            tile = logits[j, :, m : m + s + ramp, m + lo - c0 : m + hi - c0]
-            weight = prof[:, None] * wc[None, :]
-            self.acc[:, :, lo:hi] += tile * weight
-            self.wsum[:, lo:hi] += weight
-        # valid mask of the buffer rows that this strip covers
-        r_lo, r_hi = (
-            max(self.buf_start, valid_r0),
-            min(self.buf_start + len(self.wsum), valid_r0 + len(valid_rows)),
-        )
-        if r_hi > r_lo:
-            self.valid[r_lo - self.buf_start : r_hi - self.buf_start] = valid_rows[
-                r_lo - valid_r0 : r_hi - valid_r0
-            ]
-        start, stop = plan.band(k)
-        a, b = start - self.buf_start, stop - self.buf_start
-        wsum = self.wsum[a:b]
-        out = np.divide(self.acc[:, a:b], wsum, out=np.zeros_like(self.acc[:, a:b]), where=wsum > 0)
-        valid = self.valid[a:b].copy()
-        self._shift()
-        return start, stop, out, valid
+    def _allocate(self, channels: int) -> None:
+        p = self.plan
+        h, w = self.r1 - self.r0, self.c1 - self.c0
+        self.acc = np.zeros((channels, h, w), dtype=np.float32)
+        self.wsum = np.zeros((h, w), dtype=np.float32)
+        if not p.ramp:
+            return
+        if self.row_acc is None:
+            self.row_acc = np.zeros((channels, p.ramp, p.width), dtype=np.float32)
+            self.row_wsum = np.zeros((p.ramp, p.width), dtype=np.float32)
+        # seed in summation order: tile row k-1 first (row carry), then tile j0-1 (column carry)
+        if self.seed_rows and self.row_wsum is not None:
+            top = min(self.k * p.stride, p.height) - self.r0
+            fc0, fc1 = p.cols(self.j0, self.j1)
+            a, b = fc0 - self.c0, fc1 - self.c0
+            self.acc[:, :top, a:b] = self.row_acc[:, :top, fc0:fc1]
+            self.wsum[:top, a:b] = self.row_wsum[:top, fc0:fc1]
+        if self.col_acc is not None and self.col_wsum is not None:
+            n = self.col_acc.shape[-1]
+            self.acc[:, :, :n] += self.col_acc
+            self.wsum[:, :n] += self.col_wsum
 
-    def _shift(self) -> None:
-        s, ramp = self.plan.stride, self.plan.ramp
-        if ramp:
-            self.acc[:, :ramp] = self.acc[:, s : s + ramp]
-            self.wsum[:ramp] = self.wsum[s : s + ramp]
-            self.valid[:ramp] = self.valid[s : s + ramp]
-        self.acc[:, ramp:] = 0.0
-        self.wsum[ramp:] = 0.0
-        self.valid[ramp:] = False
-        self.buf_start += s
-        self.next_row += 1
+    def add(self, j: int, logits: NDArray[np.float32]) -> None:
+        """Add tile ``j`` of the current chunk (``logits[C, tile, tile]``), in column order."""
+        p = self.plan
+        if self.acc is None:
+            self._allocate(logits.shape[0])
+        assert self.acc is not None and self.wsum is not None
+        oy, ox = p.row_origin(self.k), p.col_origin(j)
+        lo, hi = max(self.c0, j * p.stride - p.ramp), min(self.c1, (j + 1) * p.stride)
+        if hi <= lo:
+            return
+        rows = slice(self.r0 - oy, self.r1 - oy)
+        cols = slice(lo - ox, hi - ox)
+        weight = p.weights[rows][:, None] * p.weights[cols][None, :]
+        self.acc[:, :, lo - self.c0 : hi - self.c0] += logits[:, rows, cols] * weight
+        self.wsum[:, lo - self.c0 : hi - self.c0] += weight
+
+    def finish(self, valid: NDArray[np.bool_], valid_r0: int, valid_c0: int) -> Cell:
+        """The finished cell of the current chunk; ``valid`` is the DSM valid mask of a window
+        at ``(valid_r0, valid_c0)`` that covers it."""
+        p = self.plan
+        assert self.acc is not None and self.wsum is not None
+        start, stop = p.band(self.k)
+        cs, ce = p.cols(self.j0, self.j1)
+        a, b, c, d = start - self.r0, stop - self.r0, cs - self.c0, ce - self.c0
+        wsum = self.wsum[a:b, c:d]
+        acc = self.acc[:, a:b, c:d]
+        out = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
+        cell_valid = valid[start - valid_r0 : stop - valid_r0, cs - valid_c0 : ce - valid_c0]
+        if p.ramp:
+            if self.row_acc is not None and self.row_wsum is not None and b < len(self.wsum):
+                # rows [(k+1)*s - ramp, (k+1)*s) of the finished columns, for tile row k + 1
+                self.row_acc[:, :, cs:ce] = self.acc[:, b:, c:d]
+                self.row_wsum[:, cs:ce] = self.wsum[b:, c:d]
+                self.row_carry_k = self.k + 1
+            self.col_acc = self.acc[:, :, d:].copy() if d < self.acc.shape[-1] else None
+            self.col_wsum = self.wsum[:, d:].copy() if d < self.acc.shape[-1] else None
+        self.acc = self.wsum = None
+        return start, stop, cs, ce, out, cell_valid.copy()

@@ -1,15 +1,23 @@
 """Streamed, tiled model inference over a raster of any size.
 
-Pipeline per raster (memory bounded by a few tile-row strips, whatever the raster size):
+Pipeline per raster (memory bounded by a few column chunks, whatever the raster's height *and
+width*):
 
 1. :func:`low_surface_streamed` - first pass over blocks of the DSM: the normalisation's low
-   surface (a coarse grid; see :mod:`engine.data.normalise`).
-2. A prefetch thread (:class:`Prefetcher`) reads the next tile-row strips (real rows, full
-   width), normalises them at their true offsets and cuts the tiles (reflected outside the
-   raster) while the model computes the current one.
-3. The main thread runs the model on batches of tiles of one tile row (batches never span tile
-   rows, so a rank of a distributed run computes exactly the same batches as a single process)
-   and :class:`~engine.inference.stitch.RowStitcher` turns tile rows into finished row bands.
+   surface (a coarse grid; see :mod:`engine.data.normalise`), read a group of blocks at a time.
+2. A prefetch thread (:class:`Prefetcher`) reads the next **column chunks** of tile rows
+   (:meth:`~engine.inference.tiling.TilePlan.chunks`: at most :data:`CHUNK_PX` input pixels
+   each, margins included), normalises them at their true offsets (the low surface is global,
+   so chunks agree exactly) and cuts the tiles (reflected outside the raster) while the model
+   computes the current one.
+3. The main thread runs the model on batches of tiles of one chunk (batches never span chunks,
+   and chunks are a multiple of the batch size, so the batches are those of whole tile rows and
+   a rank of a distributed run computes exactly the same batches as a single process); each
+   batch is blended at once by :class:`~engine.inference.stitch.ChunkStitcher`, which hands
+   out finished cells ``band(k) x cols(j0, j1)`` (:func:`predict_chunks`).
+
+:func:`predict_bands` assembles the cells into full-width row bands of float logits (tests,
+benchmarks, reference comparisons); ``engine infer`` writes the cells directly.
 
 The raster is accessed only through a ``read(row_off, col_off, height, width)`` callable
 returning ``(values, valid)`` (boundless; :meth:`engine.io.raster.RasterReader.read_window`).
@@ -34,54 +42,86 @@ from engine.data.normalise import (
     low_surface_from_blocks,
     normalise_window,
 )
-from engine.inference.stitch import RowStitcher
+from engine.inference.stitch import Cell, ChunkStitcher
 from engine.inference.tiling import TilePlan, reflect_index, whole_image_indices
 
 ReadFn = Callable[[int, int, int, int], tuple[NDArray[np.float32], NDArray[np.bool_]]]
 Forward = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 Band = tuple[int, int, NDArray[np.float32], NDArray[np.bool_]]
 
+CHUNK_PX = 2**20
+"""Input pixels (margins included) of one column chunk of a tile row: 1 Mpx = 4 MB of float32
+input, e.g. 4 tiles of 512 px (1856 columns with centre crop); a raster 2048 px wide already
+needs two chunks per tile row, so memory is at its plateau there. The margins read twice cost
+``(tile - stride) / chunk width`` (about 3 %) more reading and normalising."""
+
 
 def low_surface_streamed(
     read: ReadFn, height: int, width: int, pixel_size: float, config: NormalisationConfig
 ) -> LowSurface:
-    """Low surface of a raster read one strip of blocks at a time."""
+    """Low surface of a raster read one group of blocks (at most :data:`CHUNK_PX`) at a time."""
     block = block_size_px(config, pixel_size)
+    per = max(1, CHUNK_PX // (block * block))  # blocks per read
+    n_cols = -(-width // block)
 
     def blocks() -> Iterator[tuple[int, int, NDArray[np.float32], NDArray[np.bool_]]]:
         for bi in range(-(-height // block)):
             r0 = bi * block
-            values, valid = read(r0, 0, min(block, height - r0), width)
-            for bj in range(-(-width // block)):
-                sl = np.s_[:, bj * block : (bj + 1) * block]
-                yield bi, bj, values[sl], valid[sl]
+            for g in range(0, n_cols, per):
+                c0 = g * block
+                values, valid = read(r0, c0, min(block, height - r0), min(per * block, width - c0))
+                for bj in range(g, min(g + per, n_cols)):
+                    sl = np.s_[:, (bj - g) * block : (bj - g + 1) * block]
+                    yield bi, bj, values[sl], valid[sl]
 
     return low_surface_from_blocks(blocks(), height, width, block, config.percentile)
 
 
 @dataclass
-class Strip:
-    """One tile row ready for the model."""
+class Chunk:
+    """Tiles ``j0 .. j1-1`` of tile row ``k``, ready for the model."""
 
     k: int
-    tiles: NDArray[np.float32]  # [n_cols, 1, tile, tile]
-    valid_rows: NDArray[np.bool_]  # DSM valid mask of raster rows valid_r0.., full width
-    valid_r0: int
+    j0: int
+    j1: int
+    tiles: NDArray[np.float32]  # [j1 - j0, 1, tile, tile]
+    valid: NDArray[np.bool_]  # DSM valid mask of the window read at (r0, c0)
+    r0: int
+    c0: int
+
+
+def read_chunk(
+    read: ReadFn,
+    plan: TilePlan,
+    k: int,
+    j0: int,
+    j1: int,
+    surface: LowSurface,
+    norm: NormalisationConfig,
+) -> Chunk:
+    """Read, normalise and cut tiles ``j0 .. j1-1`` of tile row ``k`` (mirror-reflected outside
+    the raster): one window read of the chunk's rows and columns, margins included."""
+    t, s = plan.tile, plan.stride
+    rows = reflect_index(np.arange(plan.row_origin(k), plan.row_origin(k) + t), plan.height)
+    cols = reflect_index(np.arange(plan.col_origin(j0), plan.col_origin(j1 - 1) + t), plan.width)
+    r_lo, r_hi = int(rows.min()), int(rows.max()) + 1
+    c_lo, c_hi = int(cols.min()), int(cols.max()) + 1
+    values, valid = read(r_lo, c_lo, r_hi - r_lo, c_hi - c_lo)
+    x = normalise_window(values, valid, surface, r_lo, c_lo, norm)
+    del values
+    strip = x[rows - r_lo][:, cols - c_lo]
+    del x
+    tiles = np.empty((j1 - j0, 1, t, t), dtype=np.float32)
+    for i in range(j1 - j0):
+        tiles[i, 0] = strip[:, i * s : i * s + t]
+    return Chunk(k, j0, j1, tiles, valid, r_lo, c_lo)
 
 
 def read_strip(
     read: ReadFn, plan: TilePlan, k: int, surface: LowSurface, norm: NormalisationConfig
-) -> Strip:
-    """Read, normalise and cut tile row ``k`` (mirror-reflected outside the raster)."""
-    rows = reflect_index(np.arange(plan.row_origin(k), plan.row_origin(k) + plan.tile), plan.height)
-    r_lo, r_hi = int(rows.min()), int(rows.max()) + 1
-    values, valid = read(r_lo, 0, r_hi - r_lo, plan.width)
-    x = normalise_window(values, valid, surface, r_lo, 0, norm)
-    cols = reflect_index(np.arange(-plan.lead, -plan.lead + plan.padded_width()), plan.width)
-    strip = x[rows - r_lo][:, cols]
-    s, t = plan.stride, plan.tile
-    tiles = np.stack([strip[:, j * s : j * s + t] for j in range(plan.n_cols)])[:, None]
-    return Strip(k, np.ascontiguousarray(tiles), valid, r_lo)
+) -> Chunk:
+    """All tiles of tile row ``k`` as one chunk (benchmarks; full width)."""
+    return read_chunk(read, plan, k, 0, plan.n_cols, surface, norm)
 
 
 class Prefetcher:
@@ -132,6 +172,60 @@ class Prefetcher:
             self._thread.join(timeout=0.05)
 
 
+def predict_chunks(
+    read: ReadFn,
+    plan: TilePlan,
+    surface: LowSurface,
+    norm: NormalisationConfig,
+    forward: Forward,
+    batch_size: int = 1,
+    bands: tuple[int, int] | None = None,
+    progress: Callable[[float], None] | None = None,
+    prefetch: int = 2,
+    chunk_px: int | None = None,
+) -> Iterator[Cell]:
+    """Yield finished cells ``(row0, row1, col0, col1, logits[T,h,w], valid[h,w])``: row bands
+    in order, each from left to right in column chunks of at most ``chunk_px`` (default
+    :data:`CHUNK_PX`) input pixels.
+
+    ``bands`` restricts the output to row bands ``[first, stop)`` (a distributed rank's share);
+    ``progress(fraction)`` is called after every batch (it may raise ``Cancelled``).
+    """
+    first, stop = bands if bands is not None else (0, plan.n_rows)
+    rows = plan.tile_rows_for_bands(first, stop)
+    if len(rows) == 0:
+        return
+    chunks = plan.chunks(CHUNK_PX if chunk_px is None else chunk_px, batch_size)
+    items = [(k, j0, j1) for k in rows for j0, j1 in chunks]
+    total = len(rows) * plan.n_cols
+    done = 0
+
+    def produce(item: tuple[int, int, int]) -> Chunk:
+        k, j0, j1 = item
+        return read_chunk(read, plan, k, j0, j1, surface, norm)
+
+    fetch = Prefetcher(items, produce, depth=prefetch)
+    stitcher = ChunkStitcher(plan)
+    try:
+        for chunk in fetch:
+            stitcher.start(chunk.k, chunk.j0, chunk.j1)
+            for b in range(0, len(chunk.tiles), batch_size):
+                logits = forward(chunk.tiles[b : b + batch_size])
+                for i in range(len(logits)):
+                    stitcher.add(chunk.j0 + b + i, logits[i])
+                done += len(logits)
+                del logits
+                if progress is not None:
+                    progress(done / total)
+            k = chunk.k
+            cell = stitcher.finish(chunk.valid, chunk.r0, chunk.c0)
+            del chunk
+            if k >= first:  # tile row first - 1 (ramp) only feeds the row carry
+                yield cell
+    finally:
+        fetch.close()
+
+
 def predict_bands(
     read: ReadFn,
     plan: TilePlan,
@@ -142,36 +236,26 @@ def predict_bands(
     bands: tuple[int, int] | None = None,
     progress: Callable[[float], None] | None = None,
     prefetch: int = 2,
+    chunk_px: int | None = None,
 ) -> Iterator[Band]:
-    """Yield finished row bands ``(start, stop, logits[T,h,W], valid[h,W])`` in order.
+    """Yield full-width row bands ``(start, stop, logits[T,h,W], valid[h,W])`` in order.
 
-    ``bands`` restricts the output to row bands ``[first, stop)`` (a distributed rank's share);
-    ``progress(fraction)`` is called after every batch (it may raise ``Cancelled``).
+    The cells of :func:`predict_chunks` joined per band: float memory grows with the raster
+    width here (tests, benchmarks, whole-image comparisons); ``engine infer`` writes cells.
     """
-    first, stop = bands if bands is not None else (0, plan.n_rows)
-    rows = plan.tile_rows_for_bands(first, stop)
-    if len(rows) == 0:
-        return
-    total = len(rows) * plan.n_cols
-    done = 0
-    fetch = Prefetcher(rows, lambda k: read_strip(read, plan, k, surface, norm), depth=prefetch)
-    stitcher: RowStitcher | None = None
-    try:
-        for strip in fetch:
-            outs = []
-            for b in range(0, len(strip.tiles), batch_size):
-                outs.append(forward(strip.tiles[b : b + batch_size]))
-                done += len(outs[-1])
-                if progress is not None:
-                    progress(done / total)
-            logits = np.concatenate(outs) if len(outs) > 1 else outs[0]
-            if stitcher is None:
-                stitcher = RowStitcher(plan, logits.shape[1], first_tile_row=strip.k)
-            band = stitcher.add(strip.k, logits, strip.valid_rows, strip.valid_r0)
-            if strip.k >= first:
-                yield band
-    finally:
-        fetch.close()
+    out: NDArray[np.float32] | None = None
+    valid: NDArray[np.bool_] | None = None
+    for r0, r1, c0, c1, logits, ok in predict_chunks(
+        read, plan, surface, norm, forward, batch_size, bands, progress, prefetch, chunk_px
+    ):
+        if c0 == 0 or out is None or valid is None:
+            out = np.zeros((len(logits), r1 - r0, plan.width), dtype=np.float32)
+            valid = np.zeros((r1 - r0, plan.width), dtype=bool)
+        out[:, :, c0:c1] = logits
+        valid[:, c0:c1] = ok
+        if c1 == plan.width:
+            yield r0, r1, out, valid
+            out = valid = None
 
 
 def predict_whole(

@@ -23,7 +23,11 @@ Outside the raster, tiles hold the *reflection* of the raster about its edge
 
 Output is emitted by row band: band ``k`` covers rows ``[k * stride - ramp, (k + 1) * stride -
 ramp)`` (clipped to the raster; the last band runs to the bottom). It is final once tile rows
-``k - 1`` and ``k`` are done, so only ``stride + ramp`` rows of accumulators are ever held.
+``k - 1`` and ``k`` are done. Within a tile row, tiles are computed in **column chunks** of at
+most :meth:`TilePlan.chunk_tiles` tiles (a bounded number of input pixels, whatever the raster
+width); chunk ``[j0, j1)`` finalises the columns :meth:`TilePlan.cols` ``(j0, j1)``, defined
+like the bands along the other axis, so a finished piece of output is the *cell*
+``band(k) x cols(j0, j1)``.
 """
 
 from __future__ import annotations
@@ -136,6 +140,25 @@ class TilePlan:
         start = max(0, k * self.stride - self.ramp)
         stop = self.height if k == self.n_rows - 1 else (k + 1) * self.stride - self.ramp
         return start, min(stop, self.height)
+
+    def cols(self, j0: int, j1: int) -> tuple[int, int]:
+        """Output columns ``[start, stop)`` that are final after tiles ``j0 .. j1-1`` of a tile
+        row (and the tiles before ``j0``): :meth:`band` along the columns."""
+        start = max(0, j0 * self.stride - self.ramp)
+        stop = self.width if j1 >= self.n_cols else j1 * self.stride - self.ramp
+        return start, min(stop, self.width)
+
+    def chunk_tiles(self, chunk_px: int, batch_size: int = 1) -> int:
+        """Tiles per column chunk: as many as fit ``chunk_px`` input pixels (``tile`` rows x
+        ``(n - 1) * stride + tile`` columns), a multiple of ``batch_size`` (so batches never
+        straddle chunks and match those of whole tile rows), at least one batch."""
+        n = max(1, (chunk_px // self.tile - self.tile) // self.stride + 1)
+        return max(batch_size, n // batch_size * batch_size)
+
+    def chunks(self, chunk_px: int, batch_size: int = 1) -> list[tuple[int, int]]:
+        """Tile-column ranges ``[j0, j1)`` of the column chunks of every tile row."""
+        n = self.chunk_tiles(chunk_px, batch_size)
+        return [(j, min(j + n, self.n_cols)) for j in range(0, self.n_cols, n)]
 
     def tile_rows_for_bands(self, first: int, stop: int) -> range:
         """Tile rows to compute so that bands ``first .. stop-1`` are complete."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,19 @@ def write_dsm(
     filled = np.where(np.isfinite(arr), arr, nodata if nodata is not None else np.nan)
     write_raster(path, filled.astype(np.float32), like, nodata=nodata)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the ONNX export cache of ``runtime=onnxruntime`` runs out of ~/.cache."""
+    folder = tmp_path_factory.mktemp("canopygaps-cache")
+    old = os.environ.get("CANOPYGAPS_CACHE")
+    os.environ["CANOPYGAPS_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("CANOPYGAPS_CACHE", None)
+    else:
+        os.environ["CANOPYGAPS_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

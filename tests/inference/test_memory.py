@@ -73,3 +73,74 @@ def test_peak_memory_does_not_grow_with_raster_size(tmp_path: Path, unet_file: P
     full_float = 2048 * 96 * 4 * 3  # a float32 array of the large raster, 3 thresholds (2.4 MB)
     # 4x the rows: the peak (about 1 MB) grows by a few component ids only
     assert large - small < full_float / 16, (small, large)
+
+
+def _windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, params: dict, width: int
+) -> tuple[int, int, int]:
+    """``(largest window read, largest window written, tracemalloc peak)`` of one run on a
+    256-row DSM of ``width`` columns."""
+    from conftest import write_dsm
+
+    from engine.io.raster import RasterReader
+
+    reads: list[int] = []
+    writes: list[int] = []
+    read_window, write_window = RasterReader.read_window, RasterWriter.write_window
+
+    def spy_read(self: RasterReader, r: int, c: int, h: int, w: int, band: int = 1) -> object:
+        reads.append(h * w)
+        return read_window(self, r, c, h, w, band)
+
+    def spy_write(self: RasterWriter, array: np.ndarray, row_off: int, col_off: int) -> None:
+        writes.append(int(np.prod(np.asarray(array).shape[-2:])))
+        write_window(self, array, row_off, col_off)
+
+    path = write_dsm(tmp_path / f"{command}{width}.tif", smooth_dsm(256, width, 2))
+    out = {"dsm": str(path), "output": str(tmp_path / f"{command}{width}_g.tif")}
+    with monkeypatch.context() as patch:
+        patch.setattr(RasterReader, "read_window", spy_read)
+        patch.setattr(RasterWriter, "write_window", spy_write)
+        tracemalloc.start()
+        try:
+            run(command, {**params, **out})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    return max(reads), max(writes), peak
+
+
+def test_model_memory_does_not_grow_with_raster_width(
+    tmp_path: Path, unet_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.inference import stream
+
+    monkeypatch.setattr(stream, "CHUNK_PX", 64 * 200)  # 5 tiles of 64 px (192 columns) a chunk
+    params = {
+        "model": str(unet_file),
+        "probabilities": str(tmp_path / "p.tif"),
+        "tile_size": 64,
+        "precision": "fp32",
+    }
+    _windows(tmp_path, monkeypatch, "infer", params, 256)  # first-use imports and caches
+    narrow = _windows(tmp_path, monkeypatch, "infer", params, 1024)
+    wide = _windows(tmp_path, monkeypatch, "infer", params, 4096)
+    # the same windows are read (<= the chunk budget) and written, whatever the width
+    assert narrow[:2] == wide[:2] and narrow[0] <= stream.CHUNK_PX, (narrow, wide)
+    band = 3 * 32 * 4096 * 4  # one full-width band of float32 logits of the wide raster (1.6 MB)
+    assert wide[2] - narrow[2] < band / 4, (narrow, wide)
+
+
+def test_classical_memory_does_not_grow_with_raster_width(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.inference import classical
+
+    monkeypatch.setattr(classical, "BLOCK_PX", 40_000)
+    params = {"window_m": 9, "smoothing_m": 5, "band_rows": 32, "heights": str(tmp_path / "h.tif")}
+    _windows(tmp_path, monkeypatch, "classical", params, 256)
+    narrow = _windows(tmp_path, monkeypatch, "classical", params, 1024)
+    wide = _windows(tmp_path, monkeypatch, "classical", params, 4096)
+    assert narrow[:2] == wide[:2] and narrow[0] <= classical.BLOCK_PX, (narrow, wide)
+    band = (32 + 12) * 4096 * 8  # one float64 array of a full-width band with its halo (1.4 MB)
+    assert wide[2] - narrow[2] < band / 4, (narrow, wide)

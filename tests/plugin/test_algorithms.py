@@ -140,6 +140,37 @@ def test_infer_with_probabilities_and_polygons(scene, trained, tmp_path, feedbac
     assert fb.values and max(fb.values) == pytest.approx(100.0)
 
 
+@pytest.mark.parametrize(
+    ("runtime", "name"), [(0, "onnxruntime"), (1, "torch"), (2, "onnxruntime")]
+)
+def test_infer_runtime(scene, trained, tmp_path, feedback_factory, monkeypatch, runtime, name):
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    alg = QgsApplication.processingRegistry().algorithmById("canopygaps:infer")
+    param = alg.parameterDefinition("RUNTIME")
+    assert param.options() == ["auto", "torch", "onnxruntime"] and param.defaultValue() == 0
+    assert param.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    monkeypatch.setenv("CANOPYGAPS_CACHE", str(tmp_path / "cache"))
+    fb = feedback_factory()
+    out = run(
+        "infer",
+        {
+            "DSM": scene["DSM"],
+            "MODEL": trained["model"]["OUTPUT"],
+            "OUTPUT": str(tmp_path / "gaps.tif"),
+            "DEVICE": 1,
+            "PRECISION": 1,  # fp32
+            "RUNTIME": runtime,
+            "BACKEND": INPROCESS,
+        },
+        fb,
+    )
+    assert bands(out["OUTPUT"]) == 3
+    assert any(f"runtime={name}" in m for m in fb.infos), fb.infos
+
+
 @BACKENDS
 def test_evaluate(scene, trained, tmp_path, feedback_factory, backend):
     gaps = run(

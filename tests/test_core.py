@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -71,6 +72,16 @@ def test_atomic_path_removes_partial_output_on_error(tmp_path: Path) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"full")
     assert target.read_bytes() == b"full" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_atomic_path_gives_outputs_the_umask_mode(tmp_path: Path) -> None:
+    target = tmp_path / "m.bin"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"x")
+        tmp.chmod(0o600)  # as safetensors writes it
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         from chm_plugin.runner import run_engine
 
         feedback = feedback or QgsProcessingFeedback()
-        request = self.build_request(parameters, context, feedback)
+        request = self.build_request(parameters, context, feedback).with_absolute_paths()
         result = run_engine(request, feedback, self.backend_from(parameters, context))
         if feedback.isCanceled():
             raise QgsProcessingException("Cancelled by the user.")

@@ -10,6 +10,7 @@ same way (progress, log, result, error events on stdout; cancel = terminate, the
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,36 @@ class EngineRequest:
     params: dict[str, Any]
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+
+    def with_absolute_paths(self, cwd: str | None = None) -> EngineRequest:
+        """A copy whose relative input/output paths are absolute (resolved against ``cwd``).
+
+        The engine runs in a private working folder (and in Docker under other paths), so a
+        relative path typed in ``qgis_process`` or a model must be resolved where it was given.
+        Every occurrence of a listed path in ``params`` is replaced.
+        """
+        base = cwd or os.getcwd()
+        mapping = {
+            p: os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+            for p in (*self.inputs, *self.outputs)
+            if p and not os.path.isabs(os.path.expanduser(p))
+        }
+
+        def fix(value: Any) -> Any:
+            if isinstance(value, str):
+                return mapping.get(value, value)
+            if isinstance(value, list):
+                return [fix(v) for v in value]
+            if isinstance(value, dict):
+                return {k: fix(v) for k, v in value.items()}
+            return value
+
+        return EngineRequest(
+            self.command,
+            fix(self.params),
+            [mapping.get(p, p) for p in self.inputs],
+            [mapping.get(p, p) for p in self.outputs],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The request mapping of ``engine.api.run_request``."""

@@ -50,6 +50,9 @@ def atomic_path(path: str | os.PathLike[str], sidecars: tuple[str, ...] = ()) ->
         raise
     if not tmp.exists():
         raise RuntimeError(f"Internal error: nothing was written to {tmp} for {final}.")
+    if tmp.is_file():
+        # Some writers (safetensors) create private 0600 files: give outputs the usual mode.
+        os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, final)
     for extra in sidecars:
         side = Path(str(tmp) + extra)
@@ -94,6 +97,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def _umask() -> int:
+    """The process umask (read without changing it for long)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: Path, sidecars: tuple[str, ...]) -> None:

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -28,6 +29,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     to one request in ``build_request``; ``outputs`` turns the engine result into outputs."""
 
     BACKEND = "BACKEND"
+    OPTIONS = "OPTIONS"
     NAME = ""
     DISPLAY = ""
     GROUP = "Canopy gaps"
@@ -85,6 +87,16 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         self._param_help.append((param.description(), help_text))
         self.addParameter(param)
         return param
+
+    def add_options(self, example: str = "") -> None:
+        """The Advanced OPTIONS parameter: free 'key=value; ...' engine settings."""
+        self.add(
+            QgsProcessingParameterString(
+                self.OPTIONS, self.tr("More engine settings"), "", optional=True
+            ),
+            OPTIONS_HELP + (f" E.g. '{example}'." if example else ""),
+            advanced=True,
+        )
 
     def add_output_help(self, output, help_text: str) -> None:
         self._param_help.append((output.description() + " (output)", help_text))

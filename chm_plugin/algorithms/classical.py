@@ -8,7 +8,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from chm_plugin.algorithms.base import OPTIONS_HELP, apply_options, thresholds_list
+from chm_plugin.algorithms.base import apply_options, thresholds_list
 from chm_plugin.algorithms.masks import GapMaskAlgorithm, destination
 from chm_plugin.backends import EngineRequest
 from chm_plugin.styles import CHM, style_on_load
@@ -54,13 +54,7 @@ class ClassicalAlgorithm(GapMaskAlgorithm):
             advanced=True,
         )
         self.add_mask_options()
-        self.add(
-            QgsProcessingParameterString(
-                self.OPTIONS, self.tr("More engine settings"), "", optional=True
-            ),
-            OPTIONS_HELP,
-            advanced=True,
-        )
+        self.add_options()
         self.add_mask_outputs()
         self.add(
             QgsProcessingParameterRasterDestination(

@@ -18,7 +18,6 @@ from qgis.core import (
 )
 
 from chm_plugin.algorithms.base import (
-    OPTIONS_HELP,
     EngineAlgorithm,
     apply_options,
     optional_number,
@@ -136,13 +135,7 @@ class EvaluateAlgorithm(EngineAlgorithm):
             "Name of the site in the report (default: the reference layer's name).",
             advanced=True,
         )
-        self.add(
-            QgsProcessingParameterString(
-                self.OPTIONS, self.tr("More engine settings"), "", optional=True
-            ),
-            OPTIONS_HELP,
-            advanced=True,
-        )
+        self.add_options()
         self.add(
             QgsProcessingParameterFolderDestination(self.OUTPUT, self.tr("Report folder")),
             "Folder receiving metrics.json, metrics.csv, report.md, report.html, figures/.",

@@ -16,7 +16,6 @@ from qgis.core import (
 )
 
 from chm_plugin.algorithms.base import (
-    OPTIONS_HELP,
     EngineAlgorithm,
     apply_options,
     optional_number,
@@ -157,13 +156,7 @@ class PreprocessAlgorithm(EngineAlgorithm):
             "Reference rasters (CHM or DTM) of the further sites, in the order of their DSMs.",
             advanced=True,
         )
-        self.add(
-            QgsProcessingParameterString(
-                self.OPTIONS, self.tr("More engine settings"), "", optional=True
-            ),
-            OPTIONS_HELP,
-            advanced=True,
-        )
+        self.add_options()
         self.add(
             QgsProcessingParameterFolderDestination(self.OUTPUT, self.tr("Dataset folder")),
             "Folder to write the dataset to (replaced if it exists).",

@@ -14,7 +14,6 @@ from qgis.core import (
 )
 
 from chm_plugin.algorithms.base import (
-    OPTIONS_HELP,
     EngineAlgorithm,
     apply_options,
     thresholds_list,
@@ -148,13 +147,7 @@ class TrainAlgorithm(EngineAlgorithm):
             "model file; an existing run there is resumed).",
             advanced=True,
         )
-        self.add(
-            QgsProcessingParameterString(
-                self.OPTIONS, self.tr("More engine settings"), "", optional=True
-            ),
-            OPTIONS_HELP + " E.g. 'optimizer.weight_decay=0.01; early_stopping.patience=5'.",
-            advanced=True,
-        )
+        self.add_options("optimizer.weight_decay=0.01; early_stopping.patience=5")
         self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT, self.tr("Model file"), "Model files (*.safetensors)"

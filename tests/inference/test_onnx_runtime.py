@@ -295,7 +295,6 @@ def test_auto_on_amx_times_onnxruntime_against_torch_bf16(
         seconds = {"fp32": 1.0, "bf16": 2.0} if winner == "fp32" else {"fp32": 2.0, "bf16": 1.0}
         return dataclasses.replace(choice, precision=winner), seconds
 
-    monkeypatch.setattr(command, "cpu_has_amx", lambda: True)
     monkeypatch.setattr(command, "needs_calibration", lambda requested, choice: True)
     monkeypatch.setattr(command, "calibrate", fake_calibrate)
     events: list[dict[str, Any]] = []

@@ -147,3 +147,21 @@ def test_low_surface_is_tile_independent() -> None:
     assert np.all(whole[:40, :40] == 0)
     # the low surface follows the slope: normalised heights stay within the canopy range
     assert np.percentile(whole[valid] * cfg.scale, 1) > -3
+
+
+def test_strip_percentiles_equal_numpy_per_block() -> None:
+    """The vectorised low-surface percentiles are numpy's, value for value (models depend on it)."""
+    from engine.data.normalise import block_percentile, strip_percentiles
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        block = int(rng.integers(4, 40))
+        h, w = int(rng.integers(1, block + 1)), int(rng.integers(1, 5 * block))
+        values = rng.normal(200, 30, (h, w)).astype(np.float32)
+        valid = rng.random((h, w)) > rng.choice([0.0, 0.3, 0.9, 1.0])
+        p = float(rng.choice([0.0, 0.5, 2.0, 37.3, 50.0, 100.0]))
+        got = strip_percentiles(values, valid, block, p)
+        for j, value in enumerate(got):
+            sl = np.s_[:, j * block : (j + 1) * block]
+            want = np.float32(block_percentile(values[sl], valid[sl], p))
+            assert (np.isnan(want) and np.isnan(value)) or want == value

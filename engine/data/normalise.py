@@ -122,6 +122,42 @@ def block_percentile(
     return float(np.percentile(v, percentile))
 
 
+def strip_percentiles(
+    values: NDArray[np.floating], valid: NDArray[np.bool_], block: int, percentile: float
+) -> NDArray[np.float32]:
+    """:func:`block_percentile` of every ``block``-wide block of a strip, in one vectorised pass.
+
+    ``values``/``valid`` are one row of blocks (``rows <= block`` x ``cols``); the last block may
+    be narrower. Reproduces numpy's linear-interpolation percentile (the arithmetic of
+    ``np.percentile`` on one float32 block) value for value, about 10x faster than a call per
+    block; NaN for blocks without valid pixels.
+    """
+    h, w = values.shape
+    nb = -(-w // block)
+    v = np.where(valid, values, np.inf).astype(np.float32)
+    if nb * block != w:
+        v = np.pad(v, ((0, 0), (0, nb * block - w)), constant_values=np.inf)
+    v = np.sort(v.reshape(h, nb, block).transpose(1, 0, 2).reshape(nb, h * block), axis=1)
+    n = np.isfinite(v).sum(axis=1)
+    out = np.full(nb, np.nan, dtype=np.float32)
+    ok = np.flatnonzero(n > 0)
+    if ok.size == 0:
+        return out
+    pos = (n[ok] - 1) * (percentile / 100.0)
+    lo = np.floor(pos)
+    hi = np.minimum(lo + 1, n[ok] - 1)
+    t = pos - lo
+    a = v[ok, lo.astype(np.int64)]
+    b = v[ok, hi.astype(np.int64)]
+    # numpy's _lerp: the difference in the data's dtype, the interpolation in float64
+    diff = (b - a).astype(np.float64)
+    res = a.astype(np.float64) + diff * t
+    high = t >= 0.5
+    res[high] = b[high].astype(np.float64) - diff[high] * (1 - t[high])
+    out[ok] = res
+    return out
+
+
 def fill_grid(grid: NDArray[np.float32]) -> NDArray[np.float32]:
     """Fill NaN blocks with the value of the nearest valid block (rasters with nodata holes)."""
     mask = np.isnan(grid)
@@ -138,22 +174,24 @@ def fill_grid(grid: NDArray[np.float32]) -> NDArray[np.float32]:
     return grid[ri, ci].astype(np.float32)
 
 
-def low_surface_from_blocks(
-    blocks: Iterable[tuple[int, int, NDArray[np.floating], NDArray[np.bool_]]],
+def low_surface_from_strips(
+    strips: Iterable[tuple[int, int, NDArray[np.floating], NDArray[np.bool_]]],
     height: int,
     width: int,
     block: int,
     percentile: float,
 ) -> LowSurface:
-    """Build a :class:`LowSurface` from ``(block_row, block_col, values, valid)`` tuples.
+    """Build a :class:`LowSurface` from ``(block_row, first_block_col, values, valid)`` strips.
 
-    The caller streams the raster block by block (aligned to ``block`` pixels), so memory stays
-    bounded by one block whatever the raster size.
+    Each strip is one row of blocks (``<= block`` rows) starting at block column
+    ``first_block_col`` and aligned to ``block`` pixels; the caller streams the raster strip by
+    strip, so memory stays bounded by one strip whatever the raster size.
     """
     gh, gw = -(-height // block), -(-width // block)
     grid = np.full((gh, gw), np.nan, dtype=np.float32)
-    for bi, bj, values, valid in blocks:
-        grid[bi, bj] = block_percentile(values, valid, percentile)
+    for bi, bj, values, valid in strips:
+        row = strip_percentiles(values, valid, block, percentile)
+        grid[bi, bj : bj + len(row)] = row
     return LowSurface(fill_grid(grid), block, height, width)
 
 
@@ -166,14 +204,11 @@ def low_surface_from_array(
     """:class:`LowSurface` of a DSM held in memory (tests, small rasters)."""
     block = block_size_px(config, pixel_size)
     h, w = dsm.shape
-
-    def gen() -> Iterable[tuple[int, int, NDArray[np.floating], NDArray[np.bool_]]]:
-        for bi in range(-(-h // block)):
-            for bj in range(-(-w // block)):
-                sl = np.s_[bi * block : (bi + 1) * block, bj * block : (bj + 1) * block]
-                yield bi, bj, dsm[sl], valid[sl]
-
-    return low_surface_from_blocks(gen(), h, w, block, config.percentile)
+    strips = (
+        (bi, 0, dsm[bi * block : (bi + 1) * block], valid[bi * block : (bi + 1) * block])
+        for bi in range(-(-h // block))
+    )
+    return low_surface_from_strips(strips, h, w, block, config.percentile)
 
 
 def normalise_window(

@@ -39,7 +39,7 @@ from engine.data.normalise import (
     LowSurface,
     NormalisationConfig,
     block_size_px,
-    low_surface_from_blocks,
+    low_surface_from_strips,
     normalise_window,
 )
 from engine.inference.stitch import Cell, ChunkStitcher
@@ -64,17 +64,15 @@ def low_surface_streamed(
     per = max(1, CHUNK_PX // (block * block))  # blocks per read
     n_cols = -(-width // block)
 
-    def blocks() -> Iterator[tuple[int, int, NDArray[np.float32], NDArray[np.bool_]]]:
+    def strips() -> Iterator[tuple[int, int, NDArray[np.float32], NDArray[np.bool_]]]:
         for bi in range(-(-height // block)):
             r0 = bi * block
             for g in range(0, n_cols, per):
                 c0 = g * block
                 values, valid = read(r0, c0, min(block, height - r0), min(per * block, width - c0))
-                for bj in range(g, min(g + per, n_cols)):
-                    sl = np.s_[:, (bj - g) * block : (bj - g + 1) * block]
-                    yield bi, bj, values[sl], valid[sl]
+                yield bi, g, values, valid
 
-    return low_surface_from_blocks(blocks(), height, width, block, config.percentile)
+    return low_surface_from_strips(strips(), height, width, block, config.percentile)
 
 
 @dataclass

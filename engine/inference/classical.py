@@ -198,12 +198,7 @@ def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]
                         1,
                         descriptions=["height above local minimum (m)"],
                     )
-                area = info.pixel_area
-                post = Post(
-                    config.min_gap_area_m2 / area,
-                    config.fill_holes,
-                    None if config.max_hole_area_m2 is None else config.max_hole_area_m2 / area,
-                )
+                post = Post.from_config(config, info.pixel_area)
                 t0 = time.perf_counter()
                 stats = write_outputs(
                     info,

@@ -321,12 +321,7 @@ def _infer_one(
             nodata=255 if uint8 else float("nan"),
             descriptions=[f"gap probability{' %' if uint8 else ''} <= {t:g} m" for t in thresholds],
         )
-    area = grid.pixel_area
-    post = Post(
-        config.min_gap_area_m2 / area,
-        config.fill_holes,
-        None if config.max_hole_area_m2 is None else config.max_hole_area_m2 / area,
-    )
+    post = Post.from_config(config, grid.pixel_area)
     bands = [plan.band(k) for k in range(plan.n_rows)]
     stats = write_outputs(
         grid,

@@ -71,6 +71,17 @@ class Post:
         """True when the mask needs a post-processing pass."""
         return self.min_area_px > 0 or self.fill_holes
 
+    @classmethod
+    def from_config(cls, config: Any, pixel_area: float) -> Post:
+        """Settings in m² (``min_gap_area_m2``, ``fill_holes``, ``max_hole_area_m2`` of an infer
+        or classical config) converted to pixels of ``pixel_area`` m²."""
+        hole = config.max_hole_area_m2
+        return cls(
+            config.min_gap_area_m2 / pixel_area,
+            config.fill_holes,
+            None if hole is None else hole / pixel_area,
+        )
+
 
 def sub_grid(info: RasterInfo, row0: int, row1: int, path: Path) -> RasterInfo:
     """The grid of rows ``row0..row1`` of ``info``."""

@@ -73,7 +73,7 @@ def pure_forward(params: dict[str, Any], result: dict[str, Any], sample: int) ->
     config = from_dict(InferConfig, params)
     model, desc = load_model(config.model)
     _, fed, channels = select_thresholds(config.thresholds, desc.thresholds, desc.conditioned)
-    # the precision the run actually used (``auto`` may calibrate and pick fp32 or bf16)
+    # the runtime and precision the run actually used (as reported in its result)
     choice = choose_device(
         str(result.get("device") or config.device),
         str(result.get("precision") or config.precision),

@@ -12,7 +12,7 @@ the DSM; every output of the run appears only when the whole run succeeded.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +23,7 @@ from engine.config.base import Config, fraction, from_dict, positive
 from engine.data.normalise import NormalisationConfig
 from engine.errors import Cancelled, ConfigError, ModelFileError
 from engine.events import Reporter
-from engine.inference.device import (
-    DeviceChoice,
-    calibrate,
-    choose_device,
-    needs_calibration,
-)
+from engine.inference.device import DeviceChoice, choose_device
 from engine.inference.distributed import DistContext, dist_context
 from engine.inference.naming import OutputNames, output_names
 from engine.inference.onnx_predictor import OnnxPredictor, require_onnxruntime, resolve_runtime
@@ -39,8 +34,6 @@ from engine.inference.staging import Staging
 from engine.inference.stream import low_surface_streamed, predict_chunks
 from engine.inference.tiling import TilePlan, auto_margin
 from engine.io.raster import RasterInfo
-
-CALIBRATE_MIN_TILES = 8  # fewer tiles: fp32 (timing both would cost more than it saves)
 
 
 def _non_negative(value: Any) -> str | None:
@@ -363,18 +356,13 @@ def _predictor(
     loaded: tuple[Any, Any, list[float], list[int] | None],
     choice: DeviceChoice,
     runtime: str,
-    n_tiles: int,
-    tile: int,
-    ctx: DistContext,
     reporter: Reporter,
 ) -> TilePredictor:
-    """The model runner of this run: onnxruntime or torch, precision chosen (timed if auto)."""
+    """The model runner of this run: onnxruntime (torch when it is unusable under auto)."""
     model, desc, fed, channels = loaded
-    calibrating = needs_calibration(config.precision, choice)
-    x = np.zeros((config.batch_size, 1, tile, tile), np.float32)
     if runtime == "onnxruntime":
         try:
-            onnx = OnnxPredictor.from_model(
+            return OnnxPredictor.from_model(
                 model, desc, config.model, fed, choice, channels, log=reporter.log
             )
         except (Cancelled, KeyboardInterrupt):
@@ -387,34 +375,7 @@ def _predictor(
                 f"({getattr(exc, 'message', exc)}); running torch",
                 "warning",
             )
-        else:
-            if not (calibrating and n_tiles >= CALIBRATE_MIN_TILES):
-                return onnx
-            # Native bf16 (AVX512-BF16, AMX): torch bf16 can beat onnxruntime fp32 (measured
-            # 1.06 vs 0.82 Mpx/s on an AVX512-BF16 EPYC, 2.4 vs 0.85 with AMX): time one tile.
-            torch_bf16 = Predictor(model, fed, replace(choice, precision="bf16"), channels)
-            chosen, best = calibrate(
-                replace(choice, precision="bf16"),
-                lambda c: (onnx if c.precision == "fp32" else torch_bf16).run(x, c),
-            )
-            reporter.log(
-                f"runtime auto: one tile takes {best['fp32']:.3f} s with onnxruntime (fp32), "
-                f"{best['bf16']:.3f} s with torch bf16 -> "
-                f"{'onnxruntime' if chosen.precision == 'fp32' else 'torch bf16'}"
-            )
-            return onnx if str(ctx.broadcast(chosen.precision)) == "fp32" else torch_bf16
-    predictor = Predictor(model, fed, choice, channels)
-    if calibrating:
-        if n_tiles >= CALIBRATE_MIN_TILES:
-            choice, best = calibrate(choice, lambda c: predictor.run(x, c))
-            reporter.log(
-                f"precision auto: one tile takes {best['fp32']:.3f} s in fp32, "
-                f"{best['bf16']:.3f} s in bf16 -> {choice.precision}"
-            )
-        else:
-            choice = replace(choice, precision="fp32")
-        predictor.choice = replace(choice, precision=str(ctx.broadcast(choice.precision)))
-    return predictor
+    return Predictor(model, fed, choice, channels)
 
 
 def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
@@ -445,10 +406,7 @@ def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
     runtime = resolve_runtime(config.runtime, config.precision, choice)
     depth = int(model.depth)
     plan0 = plan_for(config, grids[0][1] or grids[0][0], depth)
-    n_tiles = sum(plan_for(config, g[1] or g[0], depth).n_tiles for g in grids)
-    predictor = _predictor(
-        config, (model, desc, fed, channels), choice, runtime, n_tiles, plan0.tile, ctx, reporter
-    )
+    predictor = _predictor(config, (model, desc, fed, channels), choice, runtime, reporter)
     choice, runtime = predictor.choice, predictor.runtime
     reporter.log(
         f"infer: runtime={runtime}, device {choice.describe()}, precision {choice.precision}, "

@@ -6,16 +6,14 @@ runs onnxruntime (1.28x torch fp32 end to end on this project's AVX512-BF16 EPYC
 CPU is available on request (``precision="bf16"``, torch): it was 1.5x faster than fp32 here
 (about 4x on Xeons with AMX), but on the shipped model its gap masks matched fp32 at a mask IoU of
 only 0.9988-0.9997 (0.02 % of pixels flipped near thresholds), below the 0.999 the project asks
-of a default. :func:`calibrate` times fp32 against bf16 on a tile when a caller opts in.
+of a default.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +40,6 @@ def cpu_has_bf16() -> bool:
             flags.update(line.split(":", 1)[1].split())
             break
     return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_amx() -> bool:
-    """True when the CPU has AMX tile instructions (where torch bf16 can beat fp32 by ~4x)."""
-    import torch
-
-    if "AMX" in str(torch.backends.cpu.get_cpu_capability()).upper():
-        return True
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return "amx_bf16" in line.split(":", 1)[1].split()
-    return False
 
 
 @dataclass(frozen=True)
@@ -109,29 +90,3 @@ def choose_device(device: str = "auto", precision: str = "auto", threads: int = 
     if threads > 0:
         torch.set_num_threads(threads)
     return DeviceChoice(device=device, precision=precision, threads=torch.get_num_threads())
-
-
-def needs_calibration(requested: str, choice: DeviceChoice) -> bool:
-    """True when precision was ``auto`` on a CPU with native bf16 (the choice is a guess)."""
-    return requested == "auto" and choice.device == "cpu" and choice.precision == "bf16"
-
-
-def calibrate(
-    choice: DeviceChoice,
-    run_tile: Callable[[DeviceChoice], object],
-    repeats: int = 2,
-    min_speedup: float = 1.2,
-) -> tuple[DeviceChoice, dict[str, float]]:
-    """Time ``run_tile`` in fp32 and bf16 (alternating, best of ``repeats`` after a warm-up);
-    return the faster choice (bf16 only if ``min_speedup`` times faster) and the timings."""
-    fp32, bf16 = replace(choice, precision="fp32"), replace(choice, precision="bf16")
-    best = {"fp32": float("inf"), "bf16": float("inf")}
-    for c in (fp32, bf16):
-        run_tile(c)  # warm-up (first-call allocations, oneDNN kernel selection)
-    for _ in range(repeats):
-        for c in (fp32, bf16):
-            t0 = time.perf_counter()
-            run_tile(c)
-            best[c.precision] = min(best[c.precision], time.perf_counter() - t0)
-    chosen = bf16 if best["bf16"] * min_speedup <= best["fp32"] else fp32
-    return chosen, best

@@ -93,7 +93,7 @@ class Predictor:
         return out
 
     def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]:
-        """One forward pass with the precision of ``choice`` (used by calibration too)."""
+        """One forward pass with the precision of ``choice``."""
         import torch
 
         dtype = choice.autocast_dtype

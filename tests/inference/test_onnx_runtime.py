@@ -272,34 +272,3 @@ def test_resolve_runtime_rules(monkeypatch: pytest.MonkeyPatch) -> None:
         onnx_predictor.resolve_runtime("onnxruntime", "auto", gpu)
     monkeypatch.setitem(sys.modules, "onnx", None)
     assert onnx_predictor.resolve_runtime("auto", "auto", cpu) == "torch"
-
-
-@pytest.mark.parametrize("winner", ["fp32", "bf16"])
-def test_auto_on_amx_times_onnxruntime_against_torch_bf16(
-    tmp_path: Path,
-    unet_file: Path,
-    dsm_file: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
-    winner: str,
-) -> None:
-    import engine.inference.command as command
-
-    timed: list[str] = []
-
-    def fake_calibrate(choice: Any, run_tile: Callable[[Any], object]) -> Any:
-        for precision in ("fp32", "bf16"):
-            c = dataclasses.replace(choice, precision=precision)
-            out = run_tile(c)
-            assert isinstance(out, np.ndarray) and out.shape[1] == 3
-            timed.append(precision)
-        seconds = {"fp32": 1.0, "bf16": 2.0} if winner == "fp32" else {"fp32": 2.0, "bf16": 1.0}
-        return dataclasses.replace(choice, precision=winner), seconds
-
-    monkeypatch.setattr(command, "needs_calibration", lambda requested, choice: True)
-    monkeypatch.setattr(command, "calibrate", fake_calibrate)
-    events: list[dict[str, Any]] = []
-    res = _infer(dsm_file("dsm.tif", smooth_dsm(200, 200)), unet_file, tmp_path / "g.tif", events)
-    assert timed == ["fp32", "bf16"] and res["rasters"][0]["tiles"] >= 8
-    expected = ("onnxruntime", "fp32") if winner == "fp32" else ("torch", "bf16")
-    assert (res["runtime"], res["precision"]) == expected
-    assert any("runtime auto: one tile takes" in e.get("message", "") for e in events)

@@ -22,20 +22,13 @@ from engine.io.files import atomic_write_text
 METRICS_FORMAT = "canopygaps-metrics"
 METRICS_FORMAT_VERSION = 1
 
+PIXEL_COLUMNS = ("tp", "fp", "fn", "tn", "iou", "f1", "precision", "recall", "accuracy", "kappa")
+
 CSV_COLUMNS = [
     "site",
     "method",
     "threshold_m",
-    "tp",
-    "fp",
-    "fn",
-    "tn",
-    "iou",
-    "f1",
-    "precision",
-    "recall",
-    "accuracy",
-    "kappa",
+    *PIXEL_COLUMNS,
     "objects_pred",
     "objects_ref",
     "objects_matched",
@@ -78,21 +71,7 @@ def flat_row(site: str, method: dict[str, Any], band: dict[str, Any]) -> dict[st
         "site": site,
         "method": method["method"],
         "threshold_m": band["threshold_m"],
-        **{
-            k: px[k]
-            for k in (
-                "tp",
-                "fp",
-                "fn",
-                "tn",
-                "iou",
-                "f1",
-                "precision",
-                "recall",
-                "accuracy",
-                "kappa",
-            )
-        },
+        **{k: px[k] for k in PIXEL_COLUMNS},
         "objects_pred": obj["n_pred"],
         "objects_ref": obj["n_ref"],
         "objects_matched": obj["matched"],

@@ -28,10 +28,7 @@ rm -rf "$OUT" && mkdir -p "$OUT/scene" "$OUT/logs"
 
 if [ -f "$DATA/real/harv/dsm.tif" ]; then
   step "Scene: NEON Harvard Forest, held-out eastern block (real lidar DSM + DTM, 324 x 898 m)"
-  for f in dsm dtm; do
-    gdal_translate -q -projwin 732207 4713370 732531 4712472 -co COMPRESS=DEFLATE \
-      "$DATA/real/harv/$f.tif" "$OUT/scene/$f.tif"
-  done
+  bash scripts/harv_holdout.sh "$DATA" "$OUT/scene"
   SCENE="HARV held-out block"
 else
   step "Scene: seeded synthetic forest (no ../shared/data here), 512 x 512 m"

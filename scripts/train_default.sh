@@ -10,13 +10,7 @@ if [ ! -f "$DATA/real/harv/dsm.tif" ]; then
   echo "train-default needs the real data in $DATA (see README: Default model)." >&2
   exit 1
 fi
-# Hold-out block: x >= 732207 m (EPSG:32618), the eastern 30 % of HARV; the same region is
-# the 'test' hold-out in resources/configs/default-dataset.yaml, so training never sees it.
-mkdir -p build/harv-holdout
-for f in dsm dtm; do
-  gdal_translate -q -projwin 732207 4713370 732531 4712472 -co COMPRESS=DEFLATE \
-    "$DATA/real/harv/$f.tif" "build/harv-holdout/$f.tif"
-done
+bash scripts/harv_holdout.sh "$DATA" build/harv-holdout
 $PY -m engine preprocess --config resources/configs/default-dataset.yaml
 $PY -m engine train --config resources/configs/train-default.yaml
 $PY scripts/model_card.py publish build/default-model/default.safetensors resources/models

@@ -90,6 +90,7 @@ def export_onnx(
 ) -> list[str]:
     """Write ``model`` to ONNX at ``path`` (dynamic batch/H/W axes); returns the input names."""
     onnx = require("onnx", "ONNX export", "onnx")
+    was_training = model.training
     model = model.eval()
     conditioned = bool(getattr(model, "conditioned", False))
     x = torch.zeros(1, int(getattr(model, "in_channels", 1)), tile_size, tile_size)
@@ -103,6 +104,9 @@ def export_onnx(
         dyn["logits"][1] = "thresholds"
     else:
         wrapper, args, names = _Fixed(model), (x,), ["input"]
+    # A fresh wrapper is in training mode; torch.onnx.export restores the wrapper's mode after
+    # exporting, which would leave ``model`` training (BatchNorm then overwrites its statistics).
+    wrapper.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -116,6 +120,7 @@ def export_onnx(
             opset_version=opset,
             do_constant_folding=True,
         )
+    model.train(was_training)
     proto = onnx.load(str(path))  # type: ignore[attr-defined]
     meta = {
         METADATA_KEY: description.to_json(),

@@ -59,3 +59,19 @@ def test_export_config_errors(tmp_path: Path) -> None:
         run("export", {"model": str(path), "tile_size": 30})
     with pytest.raises(ConfigError, match=r"\.onnx"):
         run("export", {"model": str(path), "output": str(tmp_path / "x.bin")})
+
+
+@pytest.mark.parametrize("head", ["cumulative", "residual_height"])
+def test_export_keeps_the_model_in_its_mode(tmp_path: Path, head: str) -> None:
+    """Exporting must not leave an eval model training (BatchNorm would drift on next use)."""
+    from engine.models.export import export_onnx
+
+    torch.manual_seed(0)
+    model = build_model("unet", base_channels=4, depth=2, head=head).eval()
+    desc = ModelDescription.from_model(model, tile_size=32, pixel_size=1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_onnx(model, tmp_path / "m.onnx", desc, 32)
+    assert not model.training and not any(m.training for m in model.modules())
+    with torch.no_grad():
+        model(torch.randn(2, 1, 32, 32))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -67,6 +67,9 @@ def block_size_px(config: NormalisationConfig, pixel_size: float) -> int:
     return max(4, round(config.window_m / pixel_size))
 
 
+_SAMPLE_PX = 2**15  # pixels per block of rows in LowSurface.sample
+
+
 @dataclass
 class LowSurface:
     """Low-percentile values on a coarse grid of blocks; sample it for any pixel window.
@@ -106,10 +109,19 @@ class LowSurface:
         c1 = np.minimum(c0 + 1, gw - 1)
         fr = (rows - r0)[:, None]
         fc = (cols - c0)[None, :]
+        # separable: interpolate the grid's rows along the columns once ([gh, width], small),
+        # then between rows (same arithmetic per pixel as the 2-D formula, 3x faster)
         g = self.grid.astype(np.float64)
-        top = g[r0][:, c0] * (1 - fc) + g[r0][:, c1] * fc
-        bottom = g[r1][:, c0] * (1 - fc) + g[r1][:, c1] * fc
-        return (top * (1 - fr) + bottom * fr).astype(np.float32)
+        across = g[:, c0] * (1 - fc) + g[:, c1] * fc
+        out = np.empty((height, width), dtype=np.float32)
+        step = max(1, _SAMPLE_PX // max(width, 1))  # float64 temporaries stay in cache
+        for a in range(0, height, step):
+            b = min(a + step, height)
+            rows_ab = across[r0[a:b]]
+            rows_ab *= 1 - fr[a:b]
+            rows_ab += across[r1[a:b]] * fr[a:b]
+            out[a:b] = rows_ab
+        return out
 
 
 def block_percentile(
@@ -120,6 +132,28 @@ def block_percentile(
     if v.size == 0:
         return float("nan")
     return float(np.percentile(v, percentile))
+
+
+def _order_statistics(
+    v: NDArray[np.float32], n: NDArray[np.int64], lo: NDArray[np.int64], hi: NDArray[np.int64]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The ``lo``-th and ``hi``-th smallest values of each row of ``v`` (invalid = +inf, sorted
+    last; ``n`` finite values per row). Full rows share their ranks and are partitioned (about
+    1.6x faster than sorting), the others are sorted."""
+    a = np.empty(len(v), dtype=np.float32)
+    b = np.empty(len(v), dtype=np.float32)
+    full = np.flatnonzero(n == v.shape[1])
+    if full.size:
+        ranks = sorted({int(lo[full[0]]), int(hi[full[0]])})
+        part = np.partition(v[full], ranks, axis=1)
+        a[full] = part[:, lo[full[0]]]
+        b[full] = part[:, hi[full[0]]]
+    rest = np.flatnonzero(n != v.shape[1])
+    if rest.size:
+        srt = np.sort(v[rest], axis=1)
+        a[rest] = srt[np.arange(rest.size), lo[rest]]
+        b[rest] = srt[np.arange(rest.size), hi[rest]]
+    return a, b
 
 
 def strip_percentiles(
@@ -137,7 +171,7 @@ def strip_percentiles(
     v = np.where(valid, values, np.inf).astype(np.float32)
     if nb * block != w:
         v = np.pad(v, ((0, 0), (0, nb * block - w)), constant_values=np.inf)
-    v = np.sort(v.reshape(h, nb, block).transpose(1, 0, 2).reshape(nb, h * block), axis=1)
+    v = v.reshape(h, nb, block).transpose(1, 0, 2).reshape(nb, h * block)
     n = np.isfinite(v).sum(axis=1)
     out = np.full(nb, np.nan, dtype=np.float32)
     ok = np.flatnonzero(n > 0)
@@ -147,8 +181,7 @@ def strip_percentiles(
     lo = np.floor(pos)
     hi = np.minimum(lo + 1, n[ok] - 1)
     t = pos - lo
-    a = v[ok, lo.astype(np.int64)]
-    b = v[ok, hi.astype(np.int64)]
+    a, b = _order_statistics(v[ok], n[ok], lo.astype(np.int64), hi.astype(np.int64))
     # numpy's _lerp: the difference in the data's dtype, the interpolation in float64
     diff = (b - a).astype(np.float64)
     res = a.astype(np.float64) + diff * t
@@ -220,8 +253,10 @@ def normalise_window(
     config: NormalisationConfig,
 ) -> NDArray[np.float32]:
     """Model input for one window: ``clip(DSM - low, -clip, clip) / scale``, 0 where invalid."""
-    low = surface.sample(row_off, col_off, *dsm.shape)
-    x = np.where(valid, dsm.astype(np.float32) - low, 0.0)
-    np.clip(x, -config.clip_m, config.clip_m, out=x)
+    x = surface.sample(row_off, col_off, *dsm.shape)  # float32, ours: computed in place
+    np.subtract(dsm.astype(np.float32, copy=False), x, out=x)
+    np.maximum(x, -config.clip_m, out=x)  # = np.clip, which is 3x slower in numpy 1.24
+    np.minimum(x, config.clip_m, out=x)
     x /= config.scale
-    return x.astype(np.float32, copy=False)
+    x[~valid] = 0.0
+    return x

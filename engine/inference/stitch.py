@@ -61,10 +61,12 @@ class ChunkStitcher:
     def _allocate(self, channels: int) -> None:
         p = self.plan
         h, w = self.r1 - self.r0, self.c1 - self.c0
+        if not p.ramp:  # centre crop: the tiles' cores tile the chunk, each pixel set once
+            self.acc = np.empty((channels, h, w), dtype=np.float32)
+            self.wsum = np.empty((0, 0), dtype=np.float32)
+            return
         self.acc = np.zeros((channels, h, w), dtype=np.float32)
         self.wsum = np.zeros((h, w), dtype=np.float32)
-        if not p.ramp:
-            return
         if self.row_acc is None:
             self.row_acc = np.zeros((channels, p.ramp, p.width), dtype=np.float32)
             self.row_wsum = np.zeros((p.ramp, p.width), dtype=np.float32)
@@ -92,6 +94,9 @@ class ChunkStitcher:
             return
         rows = slice(self.r0 - oy, self.r1 - oy)
         cols = slice(lo - ox, hi - ox)
+        if not p.ramp:  # weight 1 on the core: copy (the cell is the cores, exactly)
+            self.acc[:, :, lo - self.c0 : hi - self.c0] = logits[:, rows, cols]
+            return
         weight = p.weights[rows][:, None] * p.weights[cols][None, :]
         self.acc[:, :, lo - self.c0 : hi - self.c0] += logits[:, rows, cols] * weight
         self.wsum[:, lo - self.c0 : hi - self.c0] += weight
@@ -104,9 +109,12 @@ class ChunkStitcher:
         start, stop = p.band(self.k)
         cs, ce = p.cols(self.j0, self.j1)
         a, b, c, d = start - self.r0, stop - self.r0, cs - self.c0, ce - self.c0
-        wsum = self.wsum[a:b, c:d]
         acc = self.acc[:, a:b, c:d]
-        out = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
+        if p.ramp:
+            wsum = self.wsum[a:b, c:d]
+            out = np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
+        else:
+            out = acc
         cell_valid = valid[start - valid_r0 : stop - valid_r0, cs - valid_c0 : ce - valid_c0]
         if p.ramp:
             if self.row_acc is not None and self.row_wsum is not None and b < len(self.wsum):

@@ -107,12 +107,20 @@ def read_chunk(
     values, valid = read(r_lo, c_lo, r_hi - r_lo, c_hi - c_lo)
     x = normalise_window(values, valid, surface, r_lo, c_lo, norm)
     del values
-    strip = x[rows - r_lo][:, cols - c_lo]
-    del x
+    strip = _take(x, rows - r_lo, axis=0)  # a view inside the raster, a copy at its edges
     tiles = np.empty((j1 - j0, 1, t, t), dtype=np.float32)
     for i in range(j1 - j0):
-        tiles[i, 0] = strip[:, i * s : i * s + t]
+        tiles[i, 0] = _take(strip, cols[i * s : i * s + t] - c_lo, axis=1)
     return Chunk(k, j0, j1, tiles, valid, r_lo, c_lo)
+
+
+def _take(a: NDArray[np.float32], index: NDArray[np.int64], axis: int) -> NDArray[np.float32]:
+    """``a`` at ``index`` along ``axis``: a slice (no copy) when the index is a run of
+    consecutive positions (tiles inside the raster), else a gather (mirrored edges)."""
+    first = int(index[0])
+    if np.array_equal(index, np.arange(first, first + len(index))):
+        return a[first : first + len(index)] if axis == 0 else a[:, first : first + len(index)]
+    return np.take(a, index, axis=axis)
 
 
 def read_strip(

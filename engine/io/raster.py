@@ -152,7 +152,9 @@ def _info_from_dataset(ds: DatasetReader, path: Path) -> RasterInfo:
     )
 
 
-def _open(path: PathLike, what: str = "raster") -> DatasetReader:
+def _open(path: PathLike, what: str = "raster", threads: int = 1) -> DatasetReader:
+    """Open a raster for reading; ``threads > 1`` decompresses compressed GeoTIFF blocks of a
+    read on that many threads (GDAL's ``NUM_THREADS`` open option)."""
     p = Path(path)
     if not p.exists():
         raise InputError(
@@ -163,7 +165,11 @@ def _open(path: PathLike, what: str = "raster") -> DatasetReader:
             f"The {what} path {p} is a folder, not a raster file.", "Give the path of a GeoTIFF."
         )
     try:
-        return rasterio.open(p)
+        ds = rasterio.open(p)
+        if threads > 1 and ds.driver == "GTiff" and ds.compression is not None:
+            ds.close()
+            ds = rasterio.open(p, num_threads=str(int(threads)))
+        return ds
     except (RasterioError, RasterioIOError) as exc:
         raise InputError(
             f"The {what} file {p} cannot be read as a raster ({exc}).",
@@ -251,11 +257,15 @@ class RasterReader:
     """Open a raster once and read many windows from it (streamed inference, tiling).
 
     Use as a context manager. ``crs`` assigns a CRS to files that carry none (ForestGapR).
+    ``threads > 1`` decompresses the blocks of each read in parallel (compressed GeoTIFF:
+    1.8x faster reads of row strips on 2 cores), for passes where the cores are otherwise idle.
     """
 
-    def __init__(self, path: PathLike, what: str = "raster", crs: CRSLike = None) -> None:
+    def __init__(
+        self, path: PathLike, what: str = "raster", crs: CRSLike = None, threads: int = 1
+    ) -> None:
         self.path = Path(path)
-        self._ds = _open(self.path, what)
+        self._ds = _open(self.path, what, threads)
         info = _info_from_dataset(self._ds, self.path)
         self.info = info.with_crs(crs) if crs is not None else info
         flags = self._ds.mask_flag_enums
@@ -417,6 +427,13 @@ def read_aligned(
 
 
 # -- writing ---------------------------------------------------------------------------------
+COMPRESSION_LEVELS = {"zstd": ("zstd_level", 1), "deflate": ("zlevel", 1)}
+"""Fast compression levels (GDAL's defaults are zstd 9, deflate 6). Measured on 1024² px:
+zstd 1 wrote 5 uint8 mask bands in 0.020 s vs 0.098 s at level 9 (file 25 % larger), and a
+float32 DSM in 0.025 s vs 0.101 s (6 % larger). Outputs are written while the model computes,
+on the same cores, so write speed matters more than size."""
+
+
 @functools.lru_cache(maxsize=1)
 def default_compression() -> str:
     """``"zstd"`` when this GDAL build has it, else ``"deflate"``."""
@@ -497,6 +514,9 @@ class RasterWriter:
             "predictor": predictor,
             "BIGTIFF": "IF_SAFER",
         }
+        level = COMPRESSION_LEVELS.get(self.compress.lower())
+        if level is not None:
+            prof[level[0]] = level[1]
         if self.count > 1:
             prof["interleave"] = "band"
         return prof

@@ -191,6 +191,33 @@ def test_cache_reused_and_corrupt_file_replaced(
     assert [p.name for p in cache.iterdir()] == [cached.name]  # no temp files left
 
 
+def test_cache_hit_does_not_import_onnx(
+    tmp_path: Path, unet_file: Path, dsm_file: Callable[..., Path], cache: Path
+) -> None:
+    """With the export cached, a run needs onnxruntime only (``onnx`` takes 25 ms to import)."""
+    import json
+    import os
+    import subprocess
+
+    path = dsm_file("dsm.tif", smooth_dsm(70, 80))
+    _infer(path, unet_file, tmp_path / "a.tif", runtime="onnxruntime")
+    code = (
+        "import json, sys; from engine.api import run; "
+        f"r = run('infer', {{'dsm': {str(path)!r}, 'model': {str(unet_file)!r}, "
+        f"'output': {str(tmp_path / 'b.tif')!r}, 'tile_size': 64}}); "
+        "print(json.dumps([r['runtime'], r['onnx_cache_hit'], 'onnx' in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ),
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["onnxruntime", True, False]
+
+
 def test_unwritable_cache_exports_for_the_run(
     tmp_path: Path, unet_file: Path, dsm_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

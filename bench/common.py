@@ -60,10 +60,10 @@ class Settings:
 
 FULL = Settings(
     infer_sizes=[1024, 4096, 16384],
-    repeats={1024: 3, 4096: 2, 16384: 1},
+    repeats={1024: 5, 4096: 2, 16384: 1},
     base_size=1024,
     tile=512,
-    forward_sample=36,
+    forward_sample=64,
     precision_sizes=[1024],
     runtime_sizes=[1024],
     seam_size=1024,

@@ -12,7 +12,6 @@ the DSM; every output of the run appears only when the whole run succeeded.
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -136,7 +135,7 @@ class InferConfig(Config):
         default="auto",
         metadata={
             "help": "Inference runtime; auto = onnxruntime on the CPU when installed and the "
-            "precision is auto/fp32 (1.28x torch fp32 end to end, same masks), torch on GPUs "
+            "precision is auto/fp32 (1.3-1.45x torch fp32 end to end, same masks), torch on GPUs "
             "and for bf16. onnxruntime "
             "runs fp32 on the CPU; its ONNX export of the model is cached in "
             "$CANOPYGAPS_CACHE (default ~/.cache/canopygaps)."
@@ -276,15 +275,13 @@ def _infer_one(
     fwd0 = predictor.forward_seconds
 
     def produce(first: int, stop: int) -> Any:
-        t0 = time.perf_counter()
-        # the model is idle during the low-surface pass: decompress on all its threads
-        with closing(open_dsm(names.dsm, resampled, threads=predictor.choice.threads)) as fast:
-            surface = low_surface_streamed(
-                fast.read_window, grid.height, grid.width, grid.pixel_size, norm
-            )
-        timing["surface"] = time.perf_counter() - t0
-        reader = open_dsm(names.dsm, resampled)  # one decoding thread: the model has the cores
+        reader = open_dsm(names.dsm, resampled)
         try:
+            t0 = time.perf_counter()
+            surface = low_surface_streamed(
+                reader.read_window, grid.height, grid.width, grid.pixel_size, norm
+            )
+            timing["surface"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             step = reporter.sub(0.0, 0.85 if ctx.rank == 0 else 1.0, "predict")
             for row, _, col, _, logits, valid in predict_chunks(

@@ -1,8 +1,8 @@
 """Run a gap model with onnxruntime (CPU): the ``runtime="onnxruntime"`` path of ``engine infer``.
 
 Measured on a quiet AMD EPYC (2 threads, default U-Net, 512 px tiles): onnxruntime fp32 ran
-1.33-1.49x faster than torch fp32 per forward pass (1.27x end to end), with logits equal to
-torch fp32 within 1e-5; torch bf16 is faster still but not exact
+1.30-1.49x faster than torch fp32 per forward pass (1.45x end to end at 1024² px), with logits
+equal to torch fp32 within 1e-5; torch bf16 is faster still but not exact
 (see :mod:`engine.inference.device`).
 The ONNX graph is exported from the *loaded* model with
 :func:`engine.models.export.export_onnx` (checked against torch on random tiles) and cached, so

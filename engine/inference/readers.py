@@ -75,11 +75,11 @@ def check_dsm(
 class ResampledReader:
     """Boundless, float32 window reads of a DSM resampled onto ``grid`` (WarpedVRT, bilinear)."""
 
-    def __init__(self, path: Path, grid: RasterInfo, threads: int = 1) -> None:
+    def __init__(self, path: Path, grid: RasterInfo) -> None:
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
-        self._base = RasterReader(path, "DSM", threads=threads)
+        self._base = RasterReader(path, "DSM")
         self.info = grid
         ds = self._base.dataset
         src_nodata = (
@@ -120,9 +120,6 @@ class ResampledReader:
         self._base.close()
 
 
-def open_dsm(path: Path, grid: RasterInfo | None, threads: int = 1) -> WindowReader:
-    """A window reader of the DSM, resampled onto ``grid`` when given; ``threads`` decompress
-    each read (see :class:`~engine.io.raster.RasterReader`)."""
-    if grid is not None:
-        return ResampledReader(path, grid, threads)
-    return RasterReader(path, "DSM", threads=threads)
+def open_dsm(path: Path, grid: RasterInfo | None) -> WindowReader:
+    """A window reader of the DSM, resampled onto ``grid`` when given."""
+    return ResampledReader(path, grid) if grid is not None else RasterReader(path, "DSM")

@@ -152,9 +152,7 @@ def _info_from_dataset(ds: DatasetReader, path: Path) -> RasterInfo:
     )
 
 
-def _open(path: PathLike, what: str = "raster", threads: int = 1) -> DatasetReader:
-    """Open a raster for reading; ``threads > 1`` decompresses compressed GeoTIFF blocks of a
-    read on that many threads (GDAL's ``NUM_THREADS`` open option)."""
+def _open(path: PathLike, what: str = "raster") -> DatasetReader:
     p = Path(path)
     if not p.exists():
         raise InputError(
@@ -165,11 +163,7 @@ def _open(path: PathLike, what: str = "raster", threads: int = 1) -> DatasetRead
             f"The {what} path {p} is a folder, not a raster file.", "Give the path of a GeoTIFF."
         )
     try:
-        ds = rasterio.open(p)
-        if threads > 1 and ds.driver == "GTiff" and ds.compression is not None:
-            ds.close()
-            ds = rasterio.open(p, num_threads=str(int(threads)))
-        return ds
+        return rasterio.open(p)
     except (RasterioError, RasterioIOError) as exc:
         raise InputError(
             f"The {what} file {p} cannot be read as a raster ({exc}).",
@@ -257,15 +251,11 @@ class RasterReader:
     """Open a raster once and read many windows from it (streamed inference, tiling).
 
     Use as a context manager. ``crs`` assigns a CRS to files that carry none (ForestGapR).
-    ``threads > 1`` decompresses the blocks of each read in parallel (compressed GeoTIFF:
-    1.8x faster reads of row strips on 2 cores), for passes where the cores are otherwise idle.
     """
 
-    def __init__(
-        self, path: PathLike, what: str = "raster", crs: CRSLike = None, threads: int = 1
-    ) -> None:
+    def __init__(self, path: PathLike, what: str = "raster", crs: CRSLike = None) -> None:
         self.path = Path(path)
-        self._ds = _open(self.path, what, threads)
+        self._ds = _open(self.path, what)
         info = _info_from_dataset(self._ds, self.path)
         self.info = info.with_crs(crs) if crs is not None else info
         flags = self._ds.mask_flag_enums

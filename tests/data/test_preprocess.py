@@ -284,3 +284,34 @@ def test_geographic_dsm_with_explicit_reprojection(tmp_path: Path, write_tif: An
     run_preprocess(cfg)
     grid = json.loads((tmp_path / "yes" / "manifest.json").read_text())["sites"][0]["grid"]
     assert grid["crs"] == "EPSG:32618" and grid["pixel_size"] == 1.0
+
+
+def test_sites_reloaded_for_writing_give_the_same_dataset(
+    tmp_path: Path, scene_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the in-memory budget each site is prepared again for the tile-writing pass (memory
+    bounded by the largest site): the dataset is byte for byte the one built in memory."""
+    import engine.data.preprocess as pre
+
+    loads: list[str] = []
+    real_load = pre.load_site
+
+    def counting_load(site: Any, config: Any, index: int) -> Any:
+        loads.append(site.name)
+        return real_load(site, config, index)
+
+    monkeypatch.setattr(pre, "load_site", counting_load)
+    sites = [
+        {"name": "a", "dsm": str(scene_dir / "dsm.tif"), "dtm": str(scene_dir / "dtm.tif")},
+        {"name": "b", "chm": str(scene_dir / "chm.tif"), "synthetic_terrain": True},
+    ]
+    kept, reloaded = tmp_path / "kept", tmp_path / "reloaded"
+    run_preprocess(_config(kept, sites, thresholds=[2, 10]))
+    assert loads == ["a", "b"]
+    run_preprocess(_config(reloaded, sites, thresholds=[2, 10]), keep_px=0)
+    assert loads == ["a", "b", "a", "b", "a", "b"]
+    for split in ("train", "val", "test"):
+        for name in ("inputs.npy", "labels.npy", "chm.npy", "tiles.json"):
+            assert (kept / split / name).read_bytes() == (reloaded / split / name).read_bytes()
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (kept, reloaded)]
+    assert manifests[0] == manifests[1] and manifests[0]["counts"]["train"] > 0

@@ -428,19 +428,19 @@ def run_preprocess(
                 )
             n_total, done = max(1, sum(len(v) for v in slots.values())), 0
             for i, site in enumerate(config.sites):
-                kept_prep = kept.pop(site.name, None)
-                prep = kept_prep or prepare_site(site, config, i, thresholds)
-                del kept_prep
+                site_prep = kept.pop(site.name, None)
+                if site_prep is None:
+                    site_prep = prepare_site(site, config, i, thresholds)
 
                 def progress(n: int, before: int = done) -> None:
                     reporter.progress(0.5 + 0.48 * (before + n) / n_total, "write tiles")
 
                 _write_site_tiles(
-                    prep, slots[site.name], arrays, size, config.normalisation, progress
+                    site_prep, slots[site.name], arrays, size, config.normalisation, progress
                 )
                 progress(len(slots[site.name]))  # also checks for cancel
                 done += len(slots[site.name])
-                del prep
+                del site_prep
         for s in SPLITS:
             records = [{"site": name, "row": t.row, "col": t.col} for name, t in split.splits[s]]
             (tmp / s / "tiles.json").write_text(json.dumps(records), encoding="utf-8")

@@ -255,17 +255,16 @@ site, 19 s instead of 16 s), 2.45 GB when all sites were held and tiles memory-m
 
 @dataclass
 class PreparedSite:
-    """A loaded site with its gap labels and low surface: what its tiles are cut from."""
+    """A loaded site with its gap labels: what its statistics and tiles come from."""
 
     data: SiteData
     labels: NDArray[np.uint8]
-    surface: Any  # LowSurface
 
 
 def prepare_site(
     site: SiteConfig, config: PreprocessConfig, index: int, thresholds: list[float]
 ) -> PreparedSite:
-    """Load site ``index`` and compute its labels (whole components) and low surface.
+    """Load site ``index`` and compute its labels (whole components).
 
     Deterministic (the synthetic terrain is seeded by ``config.seed`` and ``index``), so a
     site prepared twice gives the same arrays."""
@@ -279,10 +278,7 @@ def prepare_site(
         config.max_gap_area_m2,
         config.nested,
     )
-    surface = low_surface_from_array(
-        data.dsm, data.dsm_valid, data.grid.pixel_size, config.normalisation
-    )
-    return PreparedSite(data, labels, surface)
+    return PreparedSite(data, labels)
 
 
 def _site_stats(prep: PreparedSite, thresholds: list[float], n_tiles: int) -> dict[str, Any]:
@@ -312,14 +308,16 @@ def _write_site_tiles(
     normalisation: NormalisationConfig,
     progress: Callable[[int], None],
 ) -> None:
-    """Cut the site's tiles into their ``(split, index)`` slots of the split arrays;
+    """Cut the site's tiles (normalised by its low surface, computed here, once per site) into
+    their ``(split, index)`` slots of the split arrays;
     ``progress(tiles_done)`` every 16 tiles (it may raise ``Cancelled``)."""
     data = prep.data
+    surface = low_surface_from_array(data.dsm, data.dsm_valid, data.grid.pixel_size, normalisation)
     for n, (split, k, t) in enumerate(slots, start=1):
         inputs, labs, chms = arrays[split]
         dsm_t = cut(data.dsm, t.row, t.col, size, np.nan)
         ok_t = cut(data.dsm_valid, t.row, t.col, size, False)
-        x = normalise_window(dsm_t, ok_t, prep.surface, t.row, t.col, normalisation)
+        x = normalise_window(dsm_t, ok_t, surface, t.row, t.col, normalisation)
         inputs.write(k, x[None])
         labs.write(k, cut(prep.labels, t.row, t.col, size, NODATA_LABEL))
         chm_t = cut(data.chm, t.row, t.col, size, np.nan)

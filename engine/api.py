@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.config.base import Config, from_dict
 from engine.errors import ConfigError
-from engine.events import NullReporter, Reporter
+from engine.events import NullReporter, Reporter, forward_logs
 
 REQUEST_VERSION = 1
 
@@ -113,7 +113,8 @@ def run(
     reporter = reporter or NullReporter()
     config_cls, function = get_command(command).load()
     config = params if isinstance(params, Config) else from_dict(config_cls, params)
-    result = function(config, reporter)
+    with forward_logs(reporter):
+        result = function(config, reporter)
     return dict(result or {})
 
 

@@ -15,12 +15,14 @@ JSON-lines protocol (one object per line on stdout, UTF-8):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from engine.errors import Cancelled
@@ -205,3 +207,33 @@ def install_signal_cancel(reporter: Reporter) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+class _ReporterHandler(logging.Handler):
+    """Sends the engine's ``logging`` records (library code without a reporter) to a reporter."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(logging.INFO)
+        self.reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "warning" if record.levelno >= logging.WARNING else "info"
+        self.reporter.log(record.getMessage(), level)
+
+
+@contextlib.contextmanager
+def forward_logs(reporter: Reporter) -> Iterator[None]:
+    """While the block runs, log records of the ``engine`` logger become reporter log events."""
+    logger = logging.getLogger("engine")
+    handler = _ReporterHandler(reporter)
+    logger.addHandler(handler)
+    previous, propagate = logger.level, logger.propagate
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        logger.propagate = propagate

@@ -91,7 +91,7 @@ def test_atomic_dir_replaces_only_on_success(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), atomic_dir(final) as d:
         (d / "b").write_text("2")
         raise RuntimeError("boom")
-    assert sorted(p.name for p in final.iterdir()) == ["a"]
+    assert sorted(p.name for p in final.iterdir()) == [".canopygaps-output.json", "a"]
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
 
 

@@ -335,9 +335,10 @@ def run_preprocess(
     into the split arrays). Sites stay in memory between them while their total pixels are at
     most ``keep_px`` (default :data:`KEEP_PX`), else each is prepared again for the second pass.
     """
-    from engine.io.files import atomic_dir, atomic_write_text
+    from engine.io.files import atomic_dir, atomic_write_text, check_output_dir
 
     reporter = reporter or NullReporter()
+    check_output_dir(config.output)
     reporter.progress(0.0, "preprocess")
     thresholds = [float(t) for t in config.thresholds]
     size = config.tile_size
@@ -405,7 +406,7 @@ def run_preprocess(
         for k, (name, t) in enumerate(split.splits[s]):
             slots[name].append((s, k, t))
     out = Path(config.output)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, command="preprocess") as tmp:
         arrays: dict[str, tuple[NpyItemWriter, NpyItemWriter, NpyItemWriter]] = {}
         with ExitStack() as files:
             for s in SPLITS:

@@ -295,14 +295,15 @@ def write_scene(scene: Scene, folder: Path) -> dict[str, str]:
 def run_synth(config: SynthConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     """The ``synth`` command: write one scene into ``config.output`` (atomically)."""
     from engine.data.labels import gap_fraction, gap_masks
-    from engine.io.files import atomic_dir
+    from engine.io.files import atomic_dir, check_output_dir
 
     reporter = reporter or NullReporter()
+    check_output_dir(config.output)
     reporter.progress(0.0, "synth")
     scene = make_scene(config)
     reporter.progress(0.6, "synth")
     out_dir = Path(config.output)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, command="synth") as tmp:
         written = write_scene(scene, tmp)
         reporter.progress(0.9, "synth")
     thresholds = [2.0, 5.0, 10.0, 15.0, 20.0]

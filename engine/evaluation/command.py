@@ -41,7 +41,7 @@ from engine.evaluation.site import (
     select_bands,
 )
 from engine.events import NullReporter, Reporter
-from engine.io.files import atomic_dir, atomic_write_text
+from engine.io.files import atomic_dir, atomic_write_text, check_output_dir
 from engine.io.raster import read_info
 
 CLASSICAL = "classical"
@@ -179,6 +179,7 @@ def run_evaluate(config: EvaluateConfig, reporter: Reporter | None = None) -> di
     """Evaluate every site and method; write the report folder; return headline numbers."""
     reporter = reporter or NullReporter()
     config.validate()
+    check_output_dir(config.output, config.overwrite)
     # 1. Check every given input before anything is written.
     given: dict[str, dict[str, Prediction]] = {}
     runs = bool(config.models) or config.classical
@@ -202,7 +203,7 @@ def run_evaluate(config: EvaluateConfig, reporter: Reporter | None = None) -> di
         preview_k = _preview_index(config, thresholds)
 
     final = Path(config.output)
-    with atomic_dir(final, overwrite=config.overwrite) as tmp:
+    with atomic_dir(final, overwrite=config.overwrite, command="evaluate") as tmp:
         # 2. Predictions of models and of the classical baseline.
         preds = {name: dict(p) for name, p in given.items()}
         if runs:

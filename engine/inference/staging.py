@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.io.files import ensure_parent
+from engine.io.files import _temp_sibling, clean_leftovers, ensure_parent, output_path
 
 
 class Staging:
@@ -27,9 +26,10 @@ class Staging:
 
     def path(self, final: str | os.PathLike[str]) -> Path:
         """Temporary path to write in place of ``final``."""
-        final = Path(final)
+        final = output_path(final)
         ensure_parent(final)
-        tmp = final.with_name(f".{final.stem}.staged-{uuid.uuid4().hex[:8]}{final.suffix}")
+        clean_leftovers(final)
+        tmp = _temp_sibling(final, "staged")
         self._pending.append((tmp, final))
         return tmp
 

@@ -193,6 +193,7 @@ def test_cancel_leaves_nothing(tmp_path: Path, scene_dir: Path) -> None:
 def test_cli_synth_and_preprocess(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["synth", "--output", str(tmp_path / "s"), "--size", "96", "--seed", "5"]) == 0
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        ".canopygaps-output.json",
         "chm.tif",
         "dsm.tif",
         "dtm.tif",

@@ -69,13 +69,13 @@ def pure_forward(params: dict[str, Any], result: dict[str, Any], sample: int) ->
     import numpy as np
 
     from engine.config.base import from_dict
-    from engine.data.normalise import NormalisationConfig
+    from engine.features.inputs import transform_for
     from engine.inference.command import InferConfig, plan_for
     from engine.inference.device import choose_device
     from engine.inference.onnx_predictor import OnnxPredictor
     from engine.inference.predictor import Predictor, TilePredictor, select_thresholds
     from engine.inference.readers import check_dsm, open_dsm
-    from engine.inference.stream import low_surface_streamed, read_strip
+    from engine.inference.stream import read_strip
     from engine.models.modelfile import load_model
 
     config = from_dict(InferConfig, params)
@@ -99,19 +99,17 @@ def pure_forward(params: dict[str, Any], result: dict[str, Any], sample: int) ->
     )
     grid = resampled or info
     plan = plan_for(config, grid, int(model.depth))
-    norm = from_dict(NormalisationConfig, dict(desc.normalisation or {}))
+    transform = transform_for(desc, grid.pixel_size)
     reader = open_dsm(Path(config.dsms[0]), resampled)
     try:
-        surface = low_surface_streamed(
-            reader.read_window, grid.height, grid.width, grid.pixel_size, norm
-        )
+        transform.prepare(reader.read_window, grid.height, grid.width)
         want = min(sample, plan.n_tiles)
         tiles = []
         rows_needed = -(-want // plan.n_cols)
         start = max(0, (plan.n_rows - rows_needed) // 2)  # tiles from the middle rows
         order = [*range(start, plan.n_rows), *range(0, start)]
         for k in order:
-            tiles.append(read_strip(reader.read_window, plan, k, surface, norm).tiles)
+            tiles.append(read_strip(reader.read_window, plan, k, transform).tiles)
             if sum(len(t) for t in tiles) >= want:
                 break
     finally:

@@ -24,28 +24,25 @@ NAME = "onnx"
 
 
 def sample_tiles(ctx: Context, tile: int, count: int) -> np.ndarray:
-    """Up to ``count`` real normalised tiles ``[N, 1, tile, tile]`` of the seam DSM."""
-    from engine.config.base import from_dict
-    from engine.data.normalise import NormalisationConfig
-    from engine.inference.stream import low_surface_streamed, read_strip
+    """Up to ``count`` real model-input tiles ``[N, C, tile, tile]`` of the seam DSM."""
+    from engine.features.inputs import transform_for
+    from engine.inference.stream import read_strip
     from engine.inference.tiling import TilePlan, auto_margin
     from engine.io.raster import RasterReader
     from engine.models.modelfile import read_description
 
     model_path, _ = workloads.model_file(ctx.work)
     desc = read_description(model_path)
-    norm = from_dict(NormalisationConfig, dict(desc.normalisation or {}))
     dsm = workloads.dsm(ctx.work, ctx.settings.seam_size, ctx.settings.base_size)
     with RasterReader(dsm, "DSM") as reader:
         info = reader.info
         depth = int(desc.architecture.get("args", {}).get("depth", 4))
         plan = TilePlan(info.height, info.width, tile, auto_margin(depth, tile), 0, 2**depth)
-        surface = low_surface_streamed(
-            reader.read_window, info.height, info.width, info.pixel_size, norm
-        )
+        transform = transform_for(desc, info.pixel_size)
+        transform.prepare(reader.read_window, info.height, info.width)
         tiles = []
         for k in range(plan.n_rows):
-            tiles.append(read_strip(reader.read_window, plan, k, surface, norm).tiles)
+            tiles.append(read_strip(reader.read_window, plan, k, transform).tiles)
             if sum(len(t) for t in tiles) >= count:
                 break
     return np.concatenate(tiles)[:count]

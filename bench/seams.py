@@ -35,11 +35,11 @@ def compare(
 ) -> dict[str, Any]:
     """Tiled versus whole-image logits for one scheme."""
     from engine.config.base import from_dict
-    from engine.data.normalise import NormalisationConfig, normalise_window
+    from engine.features.inputs import transform_for
     from engine.inference.command import InferConfig, plan_for
     from engine.inference.device import choose_device
     from engine.inference.predictor import Predictor, select_thresholds
-    from engine.inference.stream import low_surface_streamed, predict_bands, predict_whole
+    from engine.inference.stream import predict_bands, predict_whole
     from engine.io.raster import RasterReader
     from engine.models.modelfile import load_model
 
@@ -59,20 +59,21 @@ def compare(
     _, fed, channels = select_thresholds(None, desc.thresholds, desc.conditioned)
     choice = choose_device("cpu", precision)
     predictor = Predictor(model, fed, choice, channels)
-    norm = from_dict(NormalisationConfig, dict(desc.normalisation or {}))
     with RasterReader(dsm, "DSM") as reader:
         info = reader.info
         plan = plan_for(config, info, int(model.depth))
-        surface = low_surface_streamed(
-            reader.read_window, info.height, info.width, info.pixel_size, norm
-        )
+        transform = transform_for(desc, info.pixel_size)
+        transform.prepare(reader.read_window, info.height, info.width)
         t0 = time.perf_counter()
-        bands = list(predict_bands(reader.read_window, plan, surface, norm, predictor))
+        bands = list(predict_bands(reader.read_window, plan, transform, predictor))
         t_tiled = time.perf_counter() - t0
         tiled = np.concatenate([b[2] for b in bands], axis=1)
         valid = np.concatenate([b[3] for b in bands], axis=0)
         values, ok = reader.read()
-        x = normalise_window(values, ok, surface, 0, 0, norm)
+        h = transform.halo
+        x = transform.window(
+            np.pad(values, h, constant_values=np.nan), np.pad(ok, h, constant_values=False), 0, 0
+        )
     t0 = time.perf_counter()
     whole = predict_whole(x, predictor, plan.lead, plan.multiple)
     t_whole = time.perf_counter() - t0

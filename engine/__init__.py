@@ -4,6 +4,7 @@ Headless: never imports qgis. Sub-packages, one concept each:
 
 - ``engine.io``          the only code that opens files (rasters, vectors, atomic writes)
 - ``engine.data``        gap labels, normalisation, tiling, splits, synthetic scenes, datasets
+- ``engine.features``    ground estimates, the adaptive classical method, model input channels
 - ``engine.models``      model registry, blocks, model files (safetensors + JSON)
 - ``engine.losses``      focal, dice, combined and adaptive losses
 - ``engine.training``    Trainer, callbacks, schedulers, checkpoints, DDP
@@ -12,6 +13,6 @@ Headless: never imports qgis. Sub-packages, one concept each:
 - ``engine.api``         one request in, one result out (used by the CLI and the QGIS plugin)
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

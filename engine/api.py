@@ -75,6 +75,20 @@ COMMANDS: dict[str, CommandSpec] = {
         "run_evaluate",
         "Compare gap masks with a reference CHM or DTM: metrics per threshold and a report.",
     ),
+    "recipe": CommandSpec(
+        "engine.recipe.command",
+        "RecipeConfig",
+        "run_recipe",
+        "Tune the classical method, preprocess, train and evaluate on held-out sites in one run "
+        "(resumable): the default model's recipe.",
+    ),
+    "crossval": CommandSpec(
+        "engine.recipe.command",
+        "CrossvalConfig",
+        "run_crossval",
+        "Leave-one-site-out cross-validation of the recipe: model vs classical vs ref21 per site "
+        "and threshold.",
+    ),
     "export": CommandSpec(
         "engine.models.export",
         "ExportConfig",

@@ -27,11 +27,13 @@ from numpy.typing import NDArray
 from engine import __version__
 from engine.config.base import Config, fraction, positive
 from engine.data.labels import LABEL_RULE, NODATA_LABEL, gap_fraction, gap_masks
-from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
+from engine.data.normalise import NormalisationConfig
 from engine.data.split import SPLITS, SiteTiles, SplitConfig, assign_splits
 from engine.data.tiling import Tile, cut, plan_tiles
 from engine.errors import ConfigError, CRSError, NoDataError
 from engine.events import NullReporter, Reporter
+from engine.features.inputs import FeatureTransform, InputTransform, LowSurfaceTransform
+from engine.features.spec import FeatureSpec
 from engine.io.npy import NpyItemWriter
 
 FORMAT = "canopygaps-dataset"
@@ -109,6 +111,23 @@ class PreprocessConfig(Config):
     split: SplitConfig = field(default_factory=SplitConfig)
     seed: int = field(default=0, metadata={"help": "Seed of the split and synthetic terrain."})
     normalisation: NormalisationConfig = field(default_factory=NormalisationConfig)
+    features: FeatureSpec | None = field(
+        default=None,
+        metadata={
+            "help": "Feature channels (engine.features) as model input instead of the one "
+            "normalised-DSM channel; their adaptive-height thresholds are set to 'thresholds'."
+        },
+    )
+    terrain_copies: int = field(
+        default=0,
+        metadata={
+            "help": "Training-split copies of every site on a random tilted surface added to "
+            "DSM and DTM alike (labels unchanged): real canopy on steeper slopes."
+        },
+    )
+    terrain_max_slope_deg: float = field(
+        default=40.0, metadata={"help": "Steepest plane slope (degrees) of the terrain copies."}
+    )
     pixel_size: float | None = field(
         default=None, metadata={"help": "Resample every site to this pixel size (m)."}
     )
@@ -130,6 +149,17 @@ class PreprocessConfig(Config):
             raise ConfigError("min_gap_area_m2 must not exceed max_gap_area_m2.")
         if self.pixel_size is not None and self.pixel_size <= 0:
             raise ConfigError("Config key 'pixel_size' must be greater than 0.")
+        if self.terrain_copies < 0 or not 0 <= self.terrain_max_slope_deg < 80:
+            raise ConfigError(
+                "Config keys 'terrain_copies' (>= 0) and 'terrain_max_slope_deg' (0-80) are out "
+                "of range."
+            )
+
+    def input_transform(self, pixel_size: float) -> InputTransform:
+        """What the model sees: the feature channels, or the normalised DSM."""
+        if self.features is not None:
+            return FeatureTransform(self.features, pixel_size)
+        return LowSurfaceTransform(self.normalisation, pixel_size)
 
 
 @dataclass
@@ -300,30 +330,56 @@ def _site_stats(prep: PreparedSite, thresholds: list[float], n_tiles: int) -> di
     }
 
 
+def site_dsm(prep: PreparedSite, config: PreprocessConfig, index: int, copy: int) -> Any:
+    """The site's DSM (``copy`` 0) or its ``copy``-th terrain copy (seeded)."""
+    from engine.data.synthetic import tilt_surface
+
+    data = prep.data
+    if copy == 0:
+        return data.dsm
+    rng = np.random.default_rng([config.seed, index, copy, 7])
+    shape = (data.dsm.shape[0], data.dsm.shape[1])
+    tilt = tilt_surface(shape, rng, data.grid.pixel_size, config.terrain_max_slope_deg)
+    return np.where(data.dsm_valid, data.dsm + tilt, np.nan).astype(np.float32)
+
+
 def _write_site_tiles(
     prep: PreparedSite,
     slots: list[tuple[str, int, Tile]],
     arrays: dict[str, tuple[NpyItemWriter, NpyItemWriter, NpyItemWriter]],
-    size: int,
-    normalisation: NormalisationConfig,
+    config: PreprocessConfig,
+    index: int,
+    n_train: int,
     progress: Callable[[int], None],
 ) -> None:
-    """Cut the site's tiles (normalised by its low surface, computed here, once per site) into
-    their ``(split, index)`` slots of the split arrays;
-    ``progress(tiles_done)`` every 16 tiles (it may raise ``Cancelled``)."""
-    data = prep.data
-    surface = low_surface_from_array(data.dsm, data.dsm_valid, data.grid.pixel_size, normalisation)
-    for n, (split, k, t) in enumerate(slots, start=1):
-        inputs, labs, chms = arrays[split]
-        dsm_t = cut(data.dsm, t.row, t.col, size, np.nan)
-        ok_t = cut(data.dsm_valid, t.row, t.col, size, False)
-        x = normalise_window(dsm_t, ok_t, surface, t.row, t.col, normalisation)
-        inputs.write(k, x[None])
-        labs.write(k, cut(prep.labels, t.row, t.col, size, NODATA_LABEL))
-        chm_t = cut(data.chm, t.row, t.col, size, np.nan)
-        chms.write(k, np.where(cut(data.valid, t.row, t.col, size, False), chm_t, np.nan)[None])
-        if n % 16 == 0:
-            progress(n)
+    """Cut the site's tiles (model input computed here on the whole site, once per copy) into
+    their ``(split, index)`` slots; terrain copies of training tiles go to slot
+    ``index + copy * n_train`` of the training split. ``progress(tiles_done)`` every 16 tiles
+    (it may raise ``Cancelled``)."""
+    data, size = prep.data, config.tile_size
+    transform = config.input_transform(data.grid.pixel_size)
+    done = 0
+    for copy in range(1 + config.terrain_copies):
+        x = transform.whole(site_dsm(prep, config, index, copy), data.dsm_valid)
+        for split, k, t in slots:
+            if copy and split != "train":
+                continue
+            inputs, labs, chms = arrays[split]
+            slot = k + copy * n_train
+            inputs.write(slot, cut(x, t.row, t.col, size, 0.0))
+            labs.write(slot, cut(prep.labels, t.row, t.col, size, NODATA_LABEL))
+            chm_t = cut(data.chm, t.row, t.col, size, np.nan)
+            ok_t = cut(data.valid, t.row, t.col, size, False)
+            chms.write(slot, np.where(ok_t, chm_t, np.nan)[None])
+            done += 1
+            if done % 16 == 0:
+                progress(done)
+        del x
+
+
+def tile_count(slots: list[tuple[str, int, Tile]], copies: int) -> int:
+    """Tiles a site writes: each slot once, training slots once more per terrain copy."""
+    return len(slots) + copies * sum(1 for s, _, _ in slots if s == "train")
 
 
 def run_preprocess(
@@ -341,6 +397,9 @@ def run_preprocess(
     check_output_dir(config.output)
     reporter.progress(0.0, "preprocess")
     thresholds = [float(t) for t in config.thresholds]
+    if config.features is not None:
+        config.features.thresholds = list(thresholds)
+        config.features.validate()
     size = config.tile_size
     n_sites = len(config.sites)
     budget = KEEP_PX if keep_px is None else keep_px
@@ -406,16 +465,20 @@ def run_preprocess(
         for k, (name, t) in enumerate(split.splits[s]):
             slots[name].append((s, k, t))
     out = Path(config.output)
+    n_train = len(split.splits["train"])
+    counts = {s: len(split.splits[s]) for s in SPLITS}
+    counts["train"] *= 1 + config.terrain_copies
+    channels = config.input_transform(1.0).channels
     with atomic_dir(out, command="preprocess") as tmp:
         arrays: dict[str, tuple[NpyItemWriter, NpyItemWriter, NpyItemWriter]] = {}
         with ExitStack() as files:
             for s in SPLITS:
                 folder = tmp / s
                 folder.mkdir()
-                n = len(split.splits[s])
+                n = counts[s]
                 arrays[s] = (
                     files.enter_context(
-                        NpyItemWriter(folder / "inputs.npy", n, (1, size, size), np.float32)
+                        NpyItemWriter(folder / "inputs.npy", n, (channels, size, size), np.float32)
                     ),
                     files.enter_context(
                         NpyItemWriter(
@@ -426,7 +489,7 @@ def run_preprocess(
                         NpyItemWriter(folder / "chm.npy", n, (1, size, size), np.float32)
                     ),
                 )
-            n_total, done = max(1, sum(len(v) for v in slots.values())), 0
+            n_total, done = max(1, sum(counts.values())), 0
             for i, site in enumerate(config.sites):
                 site_prep = kept.pop(site.name, None)
                 if site_prep is None:
@@ -435,14 +498,19 @@ def run_preprocess(
                 def progress(n: int, before: int = done) -> None:
                     reporter.progress(0.5 + 0.48 * (before + n) / n_total, "write tiles")
 
-                _write_site_tiles(
-                    site_prep, slots[site.name], arrays, size, config.normalisation, progress
-                )
-                progress(len(slots[site.name]))  # also checks for cancel
-                done += len(slots[site.name])
+                _write_site_tiles(site_prep, slots[site.name], arrays, config, i, n_train, progress)
+                n_site = tile_count(slots[site.name], config.terrain_copies)
+                progress(n_site)  # also checks for cancel
+                done += n_site
                 del site_prep
         for s in SPLITS:
             records = [{"site": name, "row": t.row, "col": t.col} for name, t in split.splits[s]]
+            if s == "train":
+                records += [
+                    {**r, "terrain_copy": c}
+                    for c in range(1, config.terrain_copies + 1)
+                    for r in records[:n_train]
+                ]
             (tmp / s / "tiles.json").write_text(json.dumps(records), encoding="utf-8")
         manifest = {
             "format": FORMAT,
@@ -451,9 +519,13 @@ def run_preprocess(
             "thresholds": thresholds,
             "tile_size": size,
             "overlap": config.overlap,
-            "channels": ["normalised_dsm"],
+            "channels": (
+                config.features.channel_names() if config.features else ["normalised_dsm"]
+            ),
             "pixel_size": pixel_sizes.pop() if len(pixel_sizes) == 1 else None,
-            "normalisation": config.normalisation.to_dict(),
+            "normalisation": {} if config.features else config.normalisation.to_dict(),
+            "features": config.features.to_dict() if config.features else None,
+            "terrain_copies": config.terrain_copies,
             "label_rule": {
                 **LABEL_RULE,
                 "min_area_m2": config.min_gap_area_m2,
@@ -462,7 +534,7 @@ def run_preprocess(
             },
             "sites": site_stats,
             "split": split.description,
-            "counts": {s: len(split.splits[s]) for s in SPLITS},
+            "counts": counts,
             "seed": config.seed,
         }
         atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))

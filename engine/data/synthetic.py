@@ -29,6 +29,26 @@ from engine.events import NullReporter, Reporter
 Array = NDArray[np.float32]
 
 
+def tilt_surface(
+    shape: tuple[int, int], rng: np.random.Generator, pixel_size: float, max_slope_deg: float
+) -> Array:
+    """A smooth surface to add to a real DSM *and* DTM (the CHM is unchanged): a plane whose
+    slope is drawn uniformly up to ``max_slope_deg`` in a random direction, bent by one long
+    undulation (wavelength 150-500 m, up to a quarter of the plane's rise over it), so real
+    canopy is seen on slopes the site does not have."""
+    h, w = shape
+    ys = (np.arange(h, dtype=np.float64) + 0.5) * pixel_size
+    xs = (np.arange(w, dtype=np.float64) + 0.5) * pixel_size
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    grade = math.tan(math.radians(rng.uniform(0.0, max_slope_deg)))
+    a = rng.uniform(0, 2 * math.pi)
+    along = math.cos(a) * xx + math.sin(a) * yy
+    wavelength = rng.uniform(150.0, 500.0)
+    bend = rng.uniform(0.0, 0.25) * grade * wavelength / (2 * math.pi)
+    z = grade * along + bend * np.sin(2 * math.pi * along / wavelength + rng.uniform(0, 6.3))
+    return z.astype(np.float32)
+
+
 def terrain(
     shape: tuple[int, int],
     rng: np.random.Generator,

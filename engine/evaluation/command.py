@@ -45,6 +45,7 @@ from engine.io.files import atomic_dir, atomic_write_text, check_output_dir
 from engine.io.raster import read_info
 
 CLASSICAL = "classical"
+REF21_LABEL = "ref21"
 
 __all__ = ["EvaluateConfig", "SiteConfig", "run_evaluate"]
 
@@ -113,11 +114,15 @@ def _generate(
 
     ``thresholds`` (when already known) are passed on, so every method predicts the same ones.
     """
+    from engine.config.base import to_dict
+    from engine.inference.classical_core import REF21
+
     jobs: list[tuple[str, str, dict[str, Any]]] = []
     if config.classical:
-        jobs.append((CLASSICAL, "classical", {}))
+        jobs.append((CLASSICAL, "classical", {"adaptive": to_dict(config.adaptive)}))
+        jobs.append((REF21_LABEL, "classical", dict(REF21)))
     for label, model in zip(model_labels(config.models), config.models, strict=True):
-        jobs.append((label, "infer", {"model": str(model)}))
+        jobs.append((label, "infer", {"model": str(model), "resample": config.resample}))
     written: dict[str, Path] = {}
     for i, (label, command, extra) in enumerate(jobs):
         out = folder / "predictions" / slug(site.name) / f"{slug(label)}.tif"

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from engine.config.base import Config, positive
 from engine.errors import ConfigError
+from engine.features.ground import AdaptiveParams
 
 
 def _non_negative(value: Any) -> str | None:
@@ -104,7 +105,21 @@ class EvaluateConfig(Config):
     )
     classical: bool = field(
         default=False,
-        metadata={"help": "Also run the classical baseline (no model) on each site's DSM."},
+        metadata={
+            "help": "Also run the classical baselines (no model) on each site's DSM: the "
+            "adaptive method ('classical') and the simplest filter ('ref21')."
+        },
+    )
+    adaptive: AdaptiveParams = field(
+        default_factory=AdaptiveParams,
+        metadata={"help": "Parameters of the adaptive classical baseline."},
+    )
+    resample: bool = field(
+        default=False,
+        metadata={
+            "help": "Run models on DSMs of another pixel size by resampling them to the model's "
+            "(the model's masks are then compared on that grid)."
+        },
     )
     thresholds: list[float] | None = field(
         default=None,
@@ -210,7 +225,7 @@ class EvaluateConfig(Config):
                 )
         stems = [m.stem for m in self.models]
         for s in self.sites:
-            clash = set(s.predictions) & ({"classical"} if self.classical else set()) | (
+            clash = set(s.predictions) & ({"classical", "ref21"} if self.classical else set()) | (
                 set(s.predictions) & set(stems)
             )
             if clash:

@@ -1,12 +1,13 @@
-"""``engine classical``: gap masks without a model (DSM minus a smoothed local minimum).
+"""``engine classical``: gap masks without a model.
 
-The method itself is :func:`classical_heights` (arrays; reused by the evaluation package as the
-baseline). This command streams it over rasters of any size: row bands of ``band_rows`` rows,
-each cut into column blocks of at most :data:`BLOCK_PX` pixels (so memory does not grow with the
-raster width either), are read with a halo of ``window + smoothing`` (boundless reads, outside =
+The methods (``adaptive``, the default, and ``smoothed_minimum``, of which ref21 is a setting)
+are in :mod:`engine.inference.classical_core` (arrays; reused by the evaluation package as the
+baselines). This command streams them over rasters of any size: row bands of ``band_rows``
+rows, each cut into column blocks of at most :data:`BLOCK_PX` pixels (so memory does not grow
+with the raster width either), are read with the method's halo (boundless reads, outside =
 nodata), so the streamed result equals the whole-image one bit for bit. Outputs use the same
-format as ``engine infer`` (masks, optional float layer = heights above the local minimum,
-polygons, min gap area, hole filling, batch mode, torchrun scale-out).
+format as ``engine infer`` (masks, optional heights layer, polygons, min gap area, hole
+filling, batch mode, torchrun scale-out).
 """
 
 from __future__ import annotations
@@ -23,18 +24,20 @@ from numpy.typing import NDArray
 from engine.config.base import Config, positive
 from engine.errors import ConfigError
 from engine.events import Reporter
-from engine.inference.classical_core import classical_heights, gap_masks, halo_px
+from engine.features.ground import AdaptiveParams
+from engine.inference.classical_core import METHODS, ClassicalMethod, gap_masks
 from engine.inference.distributed import dist_context
 from engine.inference.naming import output_names
 from engine.inference.pipeline import ExtraSpec, Post, write_outputs
 from engine.inference.readers import check_dsm, open_dsm
 from engine.inference.staging import Staging
 
-__all__ = ["ClassicalConfig", "classical_heights", "gap_masks", "run_classical"]
+__all__ = ["ClassicalConfig", "gap_masks", "run_classical"]
 
-BLOCK_PX = 2**20
-"""Pixels of one classical block, halo included (about 60 bytes each at the filters' peak): a
-4096-px-wide raster already takes two blocks per band, so memory is at its plateau there."""
+BLOCK_PX = 2**21
+"""Pixels of one classical block, halo included (the adaptive method holds a few float64
+grounds and slopes: about 150 bytes each at its peak): a 4096-px-wide raster already takes
+two blocks per band, so memory is at its plateau there."""
 MIN_BLOCK_COLS = 64
 
 
@@ -59,20 +62,39 @@ class ClassicalConfig(Config):
         default_factory=lambda: [2.0, 5.0, 10.0, 15.0, 20.0],
         metadata={"help": "Height thresholds in metres: gap where height <= threshold."},
     )
+    method: str = field(
+        default="adaptive",
+        metadata={
+            "help": "adaptive (small/large slope-corrected windows blended by forest openness; "
+            "parameters chosen on the shared lidar sites) or smoothed_minimum (window_m, "
+            "smoothing_m; 21/21 = the ref21 baseline)."
+        },
+    )
+    adaptive: AdaptiveParams = field(
+        default_factory=AdaptiveParams,
+        metadata={"help": "Parameters of the adaptive method (tabulated by threshold)."},
+    )
     window_m: float = field(
-        default=30.0,
-        metadata={"help": "Side in metres of the local-minimum window.", "check": positive},
+        default=21.0,
+        metadata={
+            "help": "smoothed_minimum: side in metres of the local-minimum window.",
+            "check": positive,
+        },
     )
     smoothing_m: float = field(
-        default=10.0,
+        default=21.0,
         metadata={
-            "help": "Side in metres of the mean filter smoothing the local minimum (0 = none).",
+            "help": "smoothed_minimum: side in metres of the mean filter smoothing the local "
+            "minimum (0 = none).",
             "check": _non_negative,
         },
     )
     heights: Path | None = field(
         default=None,
-        metadata={"help": "Optional float32 GeoTIFF of heights above the smoothed local minimum."},
+        metadata={
+            "help": "Optional float32 GeoTIFF of heights above the ground estimate (adaptive: "
+            "one band per threshold)."
+        },
     )
     polygons: Path | None = field(
         default=None,
@@ -103,6 +125,21 @@ class ClassicalConfig(Config):
             raise ConfigError("Config key 'dsm' is an empty list.", "Give at least one DSM.")
         if not self.thresholds or any(t <= 0 for t in self.thresholds):
             raise ConfigError("Config key 'thresholds' must hold positive heights in metres.")
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"Config key 'method' = {self.method!r}; valid methods: {', '.join(METHODS)}."
+            )
+        self.adaptive.validate()
+
+    def calculation(self) -> ClassicalMethod:
+        """The method and settings of this run."""
+        return ClassicalMethod(
+            [float(t) for t in self.thresholds],
+            self.method,
+            self.adaptive,
+            self.window_m,
+            self.smoothing_m,
+        )
 
     @property
     def dsms(self) -> list[Path]:
@@ -129,29 +166,28 @@ def classical_bands(
     first: int,
     stop: int,
     reporter: Reporter,
-) -> Iterator[tuple[int, int, NDArray[np.uint8], NDArray[np.float32]]]:
+    with_heights: bool = True,
+) -> Iterator[tuple[int, int, NDArray[np.uint8], list[NDArray[np.float32]]]]:
     """Windows ``(row, col, masks, heights)`` of bands ``first..stop-1``, each band in column
     blocks of at most :data:`BLOCK_PX` pixels (halo included), left to right."""
-    halo = halo_px(pixel_size, config.window_m, config.smoothing_m)
-    thresholds = [float(t) for t in config.thresholds]
+    method = config.calculation()
+    halo = method.halo_px(pixel_size)
     for i in range(first, stop):
         a, b = bands[i]
         blocks = column_blocks(width, b - a, halo, BLOCK_PX)
         for n, (c0, c1) in enumerate(blocks):
             values, valid = read(a - halo, c0 - halo, b - a + 2 * halo, c1 - c0 + 2 * halo)
-            h = classical_heights(values, valid, pixel_size, config.window_m, config.smoothing_m)
+            h = method.heights(values, valid, pixel_size)
             del values, valid
-            h = np.ascontiguousarray(h[halo : halo + b - a, halo : halo + c1 - c0])
-            yield a, c0, gap_masks(h, thresholds), h[None]
+            h = np.ascontiguousarray(h[:, halo : halo + b - a, halo : halo + c1 - c0])
+            yield a, c0, gap_masks(h, method.thresholds), [h] if with_heights else []
             reporter.progress((i - first + (n + 1) / len(blocks)) / (stop - first), "classical")
 
 
 def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]:
     """Run the classical method on every DSM; return output paths and timings."""
     t_start = time.perf_counter()
-    names = output_names(
-        config.dsms, config.output, config.heights, config.polygons, "_gaps", "_heights"
-    )
+    names = output_names(config.dsms, config.output, None, config.polygons, heights=config.heights)
     grids = [check_dsm(n.dsm, None, 0.0, False) for n in names]
     thresholds = [float(t) for t in config.thresholds]
     ctx = dist_context()
@@ -187,16 +223,18 @@ def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]
                             first,
                             stop,
                             compute,
+                            n.heights is not None,
                         )
                     finally:
                         reader.close()
 
-                extra = None
-                if n.probabilities is not None:
-                    extra = ExtraSpec(
-                        staging.path(n.probabilities),
-                        1,
-                        descriptions=["height above local minimum (m)"],
+                extras = []
+                if n.heights is not None:
+                    descriptions = config.calculation().height_descriptions()
+                    extras.append(
+                        ExtraSpec(
+                            staging.path(n.heights), len(descriptions), descriptions=descriptions
+                        )
                     )
                 post = Post.from_config(config, info.pixel_area)
                 t0 = time.perf_counter()
@@ -206,7 +244,7 @@ def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]
                     bands,
                     produce,
                     staging.path(n.mask),
-                    extra,
+                    extras,
                     staging.path(n.polygons) if n.polygons else None,
                     post,
                     ctx,
@@ -219,7 +257,7 @@ def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]
                     {
                         "dsm": str(n.dsm),
                         "output": str(n.mask),
-                        "heights": str(n.probabilities) if n.probabilities else None,
+                        "heights": str(n.heights) if n.heights else None,
                         "polygons": str(n.polygons) if n.polygons else None,
                         "width": info.width,
                         "height": info.height,

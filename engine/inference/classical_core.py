@@ -1,83 +1,100 @@
-"""The classical (model-free) gap method on arrays: DSM minus a smoothed local minimum.
+"""The classical (model-free) gap methods on arrays.
 
-``low = minimum filter of the DSM over a square of window_m metres`` (nodata ignored), then
-``low`` is smoothed by a box mean over ``smoothing_m`` metres (normalised convolution: only
-its values at valid DSM pixels count), and ``height = DSM - low``; gaps are ``height <= t``
-(inclusive).
+* ``adaptive`` (default): the adaptive ground of :mod:`engine.features.ground` - per threshold
+  a small-window and a large-window slope-corrected smoothed minimum, blended by the local
+  openness of the forest. One height band per threshold.
+* ``smoothed_minimum``: ``DSM - mean(minimum(DSM, window_m), smoothing_m)``, no slope term. With
+  21 m and 21 m this is *ref21*, the simplest filter a user would write, a named baseline in
+  every evaluation. One height band for all thresholds.
 
-Boundary rule: pixels outside the raster count as nodata (``+inf`` for the minimum, weight 0 for
-the mean), so results never depend on what lies beyond the raster edge. A window read
-*boundless* with a halo of :func:`halo_px` pixels therefore gives
-exactly the whole-image result: the minimum is exact, and the mean uses
-``scipy.ndimage.correlate1d`` (a direct weighted sum per pixel in a fixed order, unlike
-``uniform_filter``'s running sum whose rounding depends on where the line starts), so streamed
-and whole-image heights are equal bit for bit.
+Boundary rule (both): pixels outside the raster count as nodata, so a window read *boundless*
+with :meth:`ClassicalMethod.halo_px` pixels of context gives exactly the whole-image result
+(:mod:`engine.features.filters`): streamed and whole-image heights are equal bit for bit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
+
+from engine.features.filters import odd_px, smoothed_minimum
+from engine.features.ground import AdaptiveParams, GroundStack, adaptive_halo_px, adaptive_heights
+
+METHODS = ("adaptive", "smoothed_minimum")
+REF21 = {"method": "smoothed_minimum", "window_m": 21.0, "smoothing_m": 21.0}
+"""Settings of the ref21 baseline (``uniform(minimum(dsm, 21 m), 21 m)``)."""
 
 
-def odd_px(metres: float, pixel_size: float) -> int:
-    """A window of ``metres`` as an odd number of pixels (at least 1)."""
-    n = max(1, round(metres / pixel_size))
-    return n if n % 2 else n + 1
+@dataclass
+class ClassicalMethod:
+    """One classical method with its settings, for a list of thresholds."""
+
+    thresholds: list[float]
+    method: str = "adaptive"
+    adaptive: AdaptiveParams = field(default_factory=AdaptiveParams)
+    window_m: float = 21.0
+    smoothing_m: float = 21.0
+
+    def halo_px(self, pixel_size: float) -> int:
+        """Context each side that makes a windowed result equal to the whole-image one."""
+        if self.method == "adaptive":
+            return adaptive_halo_px(self.adaptive, self.thresholds, pixel_size)
+        smooth = odd_px(self.smoothing_m, pixel_size) // 2 if self.smoothing_m > 0 else 0
+        return odd_px(self.window_m, pixel_size) // 2 + smooth
+
+    @property
+    def per_threshold(self) -> bool:
+        """True when heights come as one band per threshold."""
+        return self.method == "adaptive"
+
+    def height_descriptions(self) -> list[str]:
+        """Band descriptions of the heights layer."""
+        if self.per_threshold:
+            return [f"height above ground for gaps <= {t:g} m (m)" for t in self.thresholds]
+        return ["height above the smoothed local minimum (m)"]
+
+    def heights(
+        self, dsm: NDArray[np.floating], valid: NDArray[np.bool_], pixel_size: float
+    ) -> NDArray[np.float32]:
+        """Heights ``[K, H, W]`` (K = thresholds or 1; float32; NaN where undefined)."""
+        if self.method == "adaptive":
+            return adaptive_heights(
+                GroundStack(dsm, valid, pixel_size), self.adaptive, self.thresholds
+            )
+        return smoothed_minimum_heights(dsm, valid, pixel_size, self.window_m, self.smoothing_m)[
+            None
+        ]
 
 
-def halo_px(pixel_size: float, window_m: float, smoothing_m: float) -> int:
-    """Context each side that makes a windowed result equal to the whole-image one."""
-    return odd_px(window_m, pixel_size) // 2 + (
-        odd_px(smoothing_m, pixel_size) // 2 if smoothing_m > 0 else 0
-    )
-
-
-def _box_mean(
-    values: NDArray[np.float64], defined: NDArray[np.bool_], size: int
-) -> NDArray[np.float64]:
-    kernel = np.ones(size, dtype=np.float64)
-    num = np.where(defined, values, 0.0)
-    den = defined.astype(np.float64)
-    for axis in (0, 1):
-        num = ndimage.correlate1d(num, kernel, axis=axis, mode="constant", cval=0.0)
-        den = ndimage.correlate1d(den, kernel, axis=axis, mode="constant", cval=0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.maximum(den, 1.0), np.nan)
-
-
-def classical_heights(
+def smoothed_minimum_heights(
     dsm: NDArray[np.floating],
     valid: NDArray[np.bool_],
     pixel_size: float,
-    window_m: float = 30.0,
-    smoothing_m: float = 10.0,
+    window_m: float = 21.0,
+    smoothing_m: float = 21.0,
 ) -> NDArray[np.float32]:
-    """Height above the smoothed local minimum (metres, float32; NaN where ``valid`` is False)."""
-    w = odd_px(window_m, pixel_size)
-    filled = np.where(valid, dsm, np.inf).astype(np.float32, copy=False)
-    low32 = ndimage.minimum_filter(filled, size=w, mode="constant", cval=np.inf)
-    del filled
-    low = low32.astype(np.float64)
-    del low32
-    if smoothing_m > 0:
-        low = _box_mean(low, valid & np.isfinite(low), odd_px(smoothing_m, pixel_size))
-    # in place, same values as np.where(valid & finite(low), dsm (float64) - low, NaN)
-    ok = valid & np.isfinite(low)
-    heights = dsm.astype(np.float64)
-    heights -= low
-    del low
-    heights[~ok] = np.nan
+    """Height above the smoothed local minimum (metres, float32; NaN where undefined)."""
+    smooth = odd_px(smoothing_m, pixel_size) if smoothing_m > 0 else 1
+    low = smoothed_minimum(dsm, valid, odd_px(window_m, pixel_size), smooth)
+    heights = dsm.astype(np.float64) - low
+    heights[~(valid & np.isfinite(low))] = np.nan
     return heights.astype(np.float32)
 
 
-def gap_masks(heights: NDArray[np.float32], thresholds: list[float]) -> NDArray[np.uint8]:
-    """uint8 ``[T, H, W]``: 1 where ``heights <= t``, 0 above, 255 where heights are NaN."""
-    out = np.empty((len(thresholds), *heights.shape), dtype=np.uint8)
-    nodata = np.isnan(heights)
+def gap_masks(heights: NDArray[np.float32], thresholds: Sequence[float]) -> NDArray[np.uint8]:
+    """uint8 ``[T, H, W]``: 1 where height <= t, 0 above, 255 where heights are NaN.
+
+    ``heights`` is ``[H, W]`` or ``[1, H, W]`` (one height for every threshold) or ``[T, H, W]``
+    (one per threshold)."""
+    if heights.ndim == 2:
+        heights = heights[None]
+    out = np.empty((len(thresholds), *heights.shape[1:]), dtype=np.uint8)
     for i, t in enumerate(thresholds):
+        h = heights[i if len(heights) > 1 else 0]
         with np.errstate(invalid="ignore"):
-            out[i] = heights <= np.float32(t)
-        out[i][nodata] = 255
+            out[i] = h <= np.float32(t)
+        out[i][np.isnan(h)] = 255
     return out

@@ -1,8 +1,9 @@
 """``engine infer``: gap masks at several height thresholds for DSMs of any size.
 
 Per DSM: check it fits the model (projected CRS in metres, one band, pixel size within a
-tolerance or resampled on request), compute the normalisation's low surface in a first
-streaming pass, then stream tile rows through the model (prefetch thread, batches; torch with
+tolerance or resampled on request), prepare the model's input transform (feature channels need
+nothing; legacy models compute a low surface in a first streaming pass), then stream tile rows
+through the model (prefetch thread, batches; torch with
 ``inference_mode``, channels_last, bf16/fp16 autocast, or onnxruntime fp32 on the CPU, the CPU
 default: :mod:`engine.inference.onnx_predictor`) and write finished row bands as they come
 (:mod:`engine.inference.stream`, :mod:`engine.inference.pipeline`). Outputs keep the grid of
@@ -19,10 +20,11 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.config.base import Config, fraction, from_dict, positive
-from engine.data.normalise import NormalisationConfig
+from engine.config.base import Config, fraction, positive
 from engine.errors import Cancelled, ConfigError, ModelFileError
 from engine.events import Reporter
+from engine.features.inputs import InputTransform, transform_for
+from engine.inference import stream
 from engine.inference.device import DeviceChoice, choose_device
 from engine.inference.distributed import DistContext, dist_context
 from engine.inference.naming import OutputNames, output_names
@@ -31,7 +33,7 @@ from engine.inference.pipeline import ExtraSpec, Post, write_outputs
 from engine.inference.predictor import Predictor, TilePredictor, select_thresholds
 from engine.inference.readers import check_dsm, open_dsm
 from engine.inference.staging import Staging
-from engine.inference.stream import low_surface_streamed, predict_chunks
+from engine.inference.stream import predict_chunks
 from engine.inference.tiling import TilePlan, auto_margin
 from engine.io.raster import RasterInfo
 
@@ -64,6 +66,13 @@ class InferConfig(Config):
         metadata={
             "help": "Optional gap probability GeoTIFF (one band per threshold); a folder in "
             "batch mode."
+        },
+    )
+    heights: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Optional predicted canopy height GeoTIFF (float32 metres, NaN = nodata), "
+            "for models that estimate height; a folder in batch mode."
         },
     )
     probability_format: Literal["float32", "uint8"] = field(
@@ -204,22 +213,25 @@ def _load(config: InferConfig) -> tuple[Any, Any]:
     from engine.models.modelfile import load_model
 
     model, desc = load_model(config.model)
-    if int(desc.in_channels) != 1:
-        raise ModelFileError(
-            f"{config.model} expects {desc.in_channels} input channels; inference feeds one "
-            "(the normalised DSM).",
-            "Use a model trained on DSMs only.",
-        )
-    return model, desc
-
-
-def _norm(desc: Any) -> NormalisationConfig:
     try:
-        return from_dict(NormalisationConfig, dict(desc.normalisation or {}))
+        channels = transform_for(desc, float(desc.pixel_size or 1.0)).channels
     except ConfigError as exc:
         raise ModelFileError(
-            f"The model's normalisation settings are invalid: {exc.message}"
+            f"The input settings of {config.model} are invalid: {exc.message}", exc.hint
         ) from None
+    if int(desc.in_channels) != channels:
+        raise ModelFileError(
+            f"{config.model} expects {desc.in_channels} input channels, but its description "
+            f"yields {channels} from a DSM.",
+            "Use a model file written by 'canopygaps train' from a DSM dataset.",
+        )
+    if config.heights is not None and not getattr(model, "estimates_height", False):
+        raise ConfigError(
+            f"The model {config.model} does not estimate canopy height, so it cannot write "
+            "'heights'.",
+            "Leave 'heights' empty, or use a model with a height head (the default model has one).",
+        )
+    return model, desc
 
 
 def plan_for(config: InferConfig, grid: RasterInfo, depth: int) -> TilePlan:
@@ -239,21 +251,33 @@ def plan_for(config: InferConfig, grid: RasterInfo, depth: int) -> TilePlan:
 
 
 def _to_outputs(
-    logits: NDArray[np.float32], valid: NDArray[np.bool_], prob_format: str | None
-) -> tuple[NDArray[np.uint8], NDArray[Any] | None]:
+    out: NDArray[np.float32],
+    valid: NDArray[np.bool_],
+    prob_format: str | None,
+    with_height: bool,
+) -> tuple[NDArray[np.uint8], list[NDArray[Any]]]:
+    """Mask and float layers (probabilities, heights: those requested, in that order) from the
+    stitched predictor output (logits, then the height channel when ``with_height``)."""
+    logits = out[:-1] if with_height else out
     mask = (logits > 0).astype(np.uint8)
     mask[:, ~valid] = 255
-    if prob_format is None:
-        return mask, None
-    from scipy.special import expit
+    layers: list[NDArray[Any]] = []
+    if prob_format is not None:
+        from scipy.special import expit
 
-    p = expit(logits)
-    if prob_format == "uint8":
-        out = np.rint(p * 100).astype(np.uint8)
-        out[:, ~valid] = 255
-        return mask, out
-    p[:, ~valid] = np.nan
-    return mask, p.astype(np.float32)
+        p = expit(logits)
+        if prob_format == "uint8":
+            pct = np.rint(p * 100).astype(np.uint8)
+            pct[:, ~valid] = 255
+            layers.append(pct)
+        else:
+            p[:, ~valid] = np.nan
+            layers.append(p.astype(np.float32))
+    if with_height:
+        h = out[-1:].astype(np.float32)
+        h[:, ~valid] = np.nan
+        layers.append(h)
+    return mask, layers
 
 
 def _infer_one(
@@ -262,7 +286,7 @@ def _infer_one(
     grid_info: tuple[RasterInfo, RasterInfo | None],
     predictor: TilePredictor,
     depth: int,
-    norm: NormalisationConfig,
+    transform: InputTransform,
     thresholds: list[float],
     ctx: DistContext,
     staging: Staging,
@@ -278,42 +302,48 @@ def _infer_one(
         reader = open_dsm(names.dsm, resampled)
         try:
             t0 = time.perf_counter()
-            surface = low_surface_streamed(
-                reader.read_window, grid.height, grid.width, grid.pixel_size, norm
-            )
+            transform.prepare(reader.read_window, grid.height, grid.width, stream.CHUNK_PX)
             timing["surface"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             step = reporter.sub(0.0, 0.85 if ctx.rank == 0 else 1.0, "predict")
             for row, _, col, _, logits, valid in predict_chunks(
                 reader.read_window,
                 plan,
-                surface,
-                norm,
+                transform,
                 predictor,
                 config.batch_size,
                 (first, stop),
                 progress=step.progress,
                 prefetch=config.prefetch,
             ):
-                mask, probs = _to_outputs(
-                    logits, valid, config.probability_format if names.probabilities else None
+                mask, layers = _to_outputs(
+                    logits,
+                    valid,
+                    config.probability_format if names.probabilities else None,
+                    names.heights is not None,
                 )
                 del logits
-                yield row, col, mask, probs
+                yield row, col, mask, layers
             timing["predict"] = time.perf_counter() - t0
         finally:
             reader.close()
 
-    extra = None
+    extras = []
     if names.probabilities is not None:
         uint8 = config.probability_format == "uint8"
-        extra = ExtraSpec(
-            staging.path(names.probabilities),
-            len(thresholds),
-            dtype="uint8" if uint8 else "float32",
-            nodata=255 if uint8 else float("nan"),
-            descriptions=[f"gap probability{' %' if uint8 else ''} <= {t:g} m" for t in thresholds],
+        extras.append(
+            ExtraSpec(
+                staging.path(names.probabilities),
+                len(thresholds),
+                dtype="uint8" if uint8 else "float32",
+                nodata=255 if uint8 else float("nan"),
+                descriptions=[
+                    f"gap probability{' %' if uint8 else ''} <= {t:g} m" for t in thresholds
+                ],
+            )
         )
+    if names.heights is not None:
+        extras.append(ExtraSpec(staging.path(names.heights), 1, descriptions=["canopy height (m)"]))
     post = Post.from_config(config, grid.pixel_area)
     bands = [plan.band(k) for k in range(plan.n_rows)]
     stats = write_outputs(
@@ -322,7 +352,7 @@ def _infer_one(
         bands,
         produce,
         staging.path(names.mask),
-        extra,
+        extras,
         staging.path(names.polygons) if names.polygons else None,
         post,
         ctx,
@@ -336,6 +366,7 @@ def _infer_one(
         "dsm": str(names.dsm),
         "output": str(names.mask),
         "probabilities": str(names.probabilities) if names.probabilities else None,
+        "heights": str(names.heights) if names.heights else None,
         "polygons": str(names.polygons) if names.polygons else None,
         "width": grid.width,
         "height": grid.height,
@@ -363,7 +394,14 @@ def _predictor(
     if runtime == "onnxruntime":
         try:
             return OnnxPredictor.from_model(
-                model, desc, config.model, fed, choice, channels, log=reporter.log
+                model,
+                desc,
+                config.model,
+                fed,
+                choice,
+                channels,
+                log=reporter.log,
+                with_height=config.heights is not None,
             )
         except (Cancelled, KeyboardInterrupt):
             raise
@@ -375,7 +413,7 @@ def _predictor(
                 f"({getattr(exc, 'message', exc)}); running torch",
                 "warning",
             )
-    return Predictor(model, fed, choice, channels)
+    return Predictor(model, fed, choice, channels, with_height=config.heights is not None)
 
 
 def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
@@ -384,11 +422,12 @@ def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
     if config.runtime == "onnxruntime":
         require_onnxruntime()  # before anything is read or written
     model, desc = _load(config)
-    norm = _norm(desc)
     thresholds, fed, channels = select_thresholds(
         config.thresholds, desc.thresholds, bool(desc.conditioned)
     )
-    names = output_names(config.dsms, config.output, config.probabilities, config.polygons)
+    names = output_names(
+        config.dsms, config.output, config.probabilities, config.polygons, heights=config.heights
+    )
     grids = [
         check_dsm(n.dsm, desc.pixel_size, config.pixel_size_tolerance, config.resample)
         for n in names
@@ -421,9 +460,10 @@ def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
         with staging.run(commit=ctx.rank == 0):
             for i, (n, grid) in enumerate(zip(names, grids, strict=False)):
                 sub = reporter.sub(i / len(names), (i + 1) / len(names), "infer")
+                transform = transform_for(desc, (grid[1] or grid[0]).pixel_size)
                 results.append(
                     _infer_one(
-                        config, n, grid, predictor, depth, norm, thresholds, ctx, staging, sub
+                        config, n, grid, predictor, depth, transform, thresholds, ctx, staging, sub
                     )
                 )
                 if ctx.rank == 0 and results[-1]["mpx_per_s"]:
@@ -451,7 +491,14 @@ def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
         out.update(
             {
                 k: results[0][k]
-                for k in ("output", "probabilities", "polygons", "mpx_per_s", "forward_share")
+                for k in (
+                    "output",
+                    "probabilities",
+                    "heights",
+                    "polygons",
+                    "mpx_per_s",
+                    "forward_share",
+                )
             }
         )
     return out

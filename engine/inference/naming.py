@@ -18,6 +18,7 @@ class OutputNames:
     mask: Path
     probabilities: Path | None
     polygons: Path | None
+    heights: Path | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -51,6 +52,7 @@ def output_names(
     polygons: Path | None = None,
     mask_suffix: str = "_gaps",
     extra_suffix: str = "_probabilities",
+    heights: Path | None = None,
 ) -> list[OutputNames]:
     """One :class:`OutputNames` per DSM. With several DSMs every output path is a folder and
     files are named ``<dsm stem><suffix>``; with one DSM a path without suffix is a folder too."""
@@ -65,8 +67,9 @@ def output_names(
             mask,
             _in(probabilities, f"{stem}{extra_suffix}.tif", batch, ".tif"),
             _in(polygons, f"{stem}{mask_suffix}.gpkg", batch, ".gpkg"),
+            _in(heights, f"{stem}_heights.tif", batch, ".tif"),
         )
-        outs = [p for p in (n.mask, n.probabilities, n.polygons) if p is not None]
+        outs = [p for p in (n.mask, n.probabilities, n.polygons, n.heights) if p is not None]
         if any(p.resolve() == Path(dsm).resolve() for p in outs):
             raise InputError(
                 f"An output path equals the input DSM {dsm}.", "Choose another output name."

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from engine import __version__
 from engine.errors import ConfigError, EngineError, MissingDependencyError
 from engine.inference.device import DeviceChoice
+from engine.inference.predictor import TimedPredictor
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
 OPSET = 17
@@ -175,7 +176,7 @@ def _matches(session: Any, description: Any) -> bool:
     return bool(meta.get(METADATA_KEY) == description.to_json())
 
 
-class OnnxPredictor:
+class OnnxPredictor(TimedPredictor):
     """A gap model run by onnxruntime (CPU, fp32); same interface as ``Predictor``."""
 
     runtime = "onnxruntime"
@@ -187,16 +188,20 @@ class OnnxPredictor:
         choice: DeviceChoice,
         channels: list[int] | None = None,
         info: dict[str, Any] | None = None,
+        with_height: bool = False,
     ) -> None:
+        super().__init__()
         self.session = session
+        outputs = [o.name for o in session.get_outputs()]
+        if with_height and "height" not in outputs:
+            raise EngineError("The ONNX graph of this model has no height output.")
+        self.outputs = ["logits", "height"] if with_height else ["logits"]
         self.inputs = [i.name for i in session.get_inputs()]
         self.conditioned = "thresholds" in self.inputs
         self.thresholds = np.asarray(list(thresholds), dtype=np.float32)
         self.choice = replace(choice, precision="fp32")
         self.channels = channels
         self.info = dict(info or {})
-        self.forward_seconds = 0.0
-        self.tiles = 0
 
     @classmethod
     def from_model(
@@ -209,6 +214,7 @@ class OnnxPredictor:
         channels: list[int] | None = None,
         log: Any = None,
         opset: int = OPSET,
+        with_height: bool = False,
     ) -> OnnxPredictor:
         """Session for ``model`` (loaded from ``model_path``): the cached ONNX graph, exported
         first when missing, unreadable or from another model; ``log(message, level)``."""
@@ -238,7 +244,7 @@ class OnnxPredictor:
                 export(Path(tmp) / "model.onnx")
                 session = _session(Path(tmp) / "model.onnx", choice.threads)  # file read now
             info["onnx_cache"] = None
-            return cls(session, thresholds, choice, channels, info)
+            return cls(session, thresholds, choice, channels, info, with_height)
 
         if not _writable_dir(folder):
             return for_this_run(f"cache folder {folder} is not writable")
@@ -257,7 +263,7 @@ class OnnxPredictor:
                 if _matches(session, description):
                     info["onnx_cache_hit"] = True
                     say(f"onnxruntime: using the cached ONNX graph {path}")
-                    return cls(session, thresholds, choice, channels, info)
+                    return cls(session, thresholds, choice, channels, info, with_height)
                 say(
                     f"onnxruntime: cached {path.name} is another model's; exporting again",
                     "warning",
@@ -268,15 +274,7 @@ class OnnxPredictor:
         except OSError as exc:  # disk full, permissions changed, ...
             return for_this_run(f"cannot write {path} ({exc})")
         say(f"onnxruntime: cached the ONNX graph as {path}")
-        return cls(_session(path, choice.threads), thresholds, choice, channels, info)
-
-    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Logits ``[B, T, H, W]`` (float32, numpy) for inputs ``[B, C, H, W]``."""
-        t0 = time.perf_counter()
-        out = self.run(batch, self.choice)
-        self.forward_seconds += time.perf_counter() - t0
-        self.tiles += len(batch)
-        return out
+        return cls(_session(path, choice.threads), thresholds, choice, channels, info, with_height)
 
     def run(
         self, batch: NDArray[np.float32], choice: DeviceChoice | None = None
@@ -285,7 +283,10 @@ class OnnxPredictor:
         feeds = {"input": np.ascontiguousarray(batch, dtype=np.float32)}
         if self.conditioned:
             feeds["thresholds"] = self.thresholds
-        y = np.asarray(self.session.run(["logits"], feeds)[0], dtype=np.float32)
+        got = self.session.run(self.outputs, feeds)
+        y = np.asarray(got[0], dtype=np.float32)
         if self.channels is not None:
             y = np.ascontiguousarray(y[:, self.channels])
+        if len(got) > 1:
+            y = np.concatenate([y, np.asarray(got[1], dtype=np.float32)], axis=1)
         return y

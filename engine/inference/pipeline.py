@@ -2,7 +2,8 @@
 
 Shared by ``engine infer`` (float layer = probabilities) and ``engine classical`` (float layer =
 heights above the local minimum). A method is a ``produce(first, stop)`` generator of windows
-``(row_off, col_off, mask uint8[T,h,w], extra [C,h,w] | None)`` covering row bands
+``(row_off, col_off, mask uint8[T,h,w], extras)`` (``extras``: one ``[C,h,w]`` array per
+requested float layer, in the order of the ``extras`` specs) covering row bands
 ``first..stop-1``: bands in order, each band's windows from left to right (a window may be the
 whole band). Methods compute them in blocks of a bounded number of pixels, so nothing here
 depends on the raster width but uint8 mask rows.
@@ -20,6 +21,7 @@ Flow (memory bounded by one window, or one post-processing band of at most
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ from engine.inference.tiling import split_bands
 from engine.io.raster import RasterInfo, RasterReader, RasterWriter, make_info
 
 MASK_NODATA = 255
-Windows = Iterator[tuple[int, int, NDArray[np.uint8], NDArray[Any] | None]]
+Windows = Iterator[tuple[int, int, NDArray[np.uint8], list[NDArray[Any]]]]
 POST_BAND_PX = 2**21
 """Pixels per band of the post-processing pass and of copying float part files (rows adapt to
 the raster width): 2 Mpx = 2 MB per uint8 mask band plus its int32 component labels."""
@@ -132,7 +134,7 @@ def write_outputs(
     band_rows: list[tuple[int, int]],
     produce: Callable[[int, int], Windows],
     mask_path: Path,
-    extra: ExtraSpec | None,
+    extras: list[ExtraSpec],
     polygons: Path | None,
     post: Post,
     ctx: DistContext,
@@ -142,7 +144,7 @@ def write_outputs(
 ) -> dict[str, Any]:
     """Compute this rank's share of bands and (rank 0) produce the final outputs.
 
-    ``mask_path``, ``extra.path`` and ``polygons`` are staged paths (see :class:`Staging`);
+    ``mask_path``, each ``extras[i].path`` and ``polygons`` are staged paths (see :class:`Staging`);
     ``work_dir`` is a scratch folder path shared by all ranks. Returns figures for the result.
     """
     n_bands, n_t = len(band_rows), len(thresholds)
@@ -153,27 +155,32 @@ def write_outputs(
     row0 = band_rows[first][0] if stop > first else 0
     row1 = band_rows[stop - 1][1] if stop > first else 0
     mask_target = work_dir / f"part{ctx.rank}_mask.tif" if needs_parts else mask_path
-    extra_target = None
-    if extra is not None:
-        extra_target = work_dir / f"part{ctx.rank}_extra.tif" if ctx.active else extra.path
+    extra_targets = [
+        work_dir / f"part{ctx.rank}_extra{i}.tif" if ctx.active else spec.path
+        for i, spec in enumerate(extras)
+    ]
     stats: dict[str, Any] = {"bands_written": 0, "max_band_rows": 0}
     if stop > first:
         grid = sub_grid(info, row0, row1, mask_target)
-        with (
-            RasterWriter(
-                mask_target,
-                grid,
-                count=n_t,
-                dtype="uint8",
-                nodata=MASK_NODATA,
-                band_descriptions=mask_descriptions(thresholds),
-            ) as mw,
-            _maybe_writer(extra_target, grid, extra) as ew,
-        ):
+        with ExitStack() as stack:
+            mw = stack.enter_context(
+                RasterWriter(
+                    mask_target,
+                    grid,
+                    count=n_t,
+                    dtype="uint8",
+                    nodata=MASK_NODATA,
+                    band_descriptions=mask_descriptions(thresholds),
+                )
+            )
+            writers = [
+                stack.enter_context(_writer(target, grid, spec))
+                for target, spec in zip(extra_targets, extras, strict=True)
+            ]
             for row, col, mask, values in produce(first, stop):
                 mw.write_window(mask, row - row0, col)
-                if ew is not None and values is not None:
-                    ew.write_window(values, row - row0, col)
+                for writer, value in zip(writers, values, strict=True):
+                    writer.write_window(value, row - row0, col)
                 if col + mask.shape[-1] >= info.width:
                     stats["bands_written"] += 1
                 stats["max_band_rows"] = max(stats["max_band_rows"], mask.shape[-2])
@@ -187,7 +194,7 @@ def write_outputs(
             band_rows,
             ctx,
             mask_path,
-            extra,
+            extras,
             post,
             work_dir,
             needs_parts,
@@ -204,17 +211,7 @@ def write_outputs(
     return stats
 
 
-class _NullWriter:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _maybe_writer(path: Path | None, grid: RasterInfo, spec: ExtraSpec | None) -> Any:
-    if path is None or spec is None:
-        return _NullWriter()
+def _writer(path: Path, grid: RasterInfo, spec: ExtraSpec) -> RasterWriter:
     return RasterWriter(
         path,
         grid,
@@ -251,7 +248,7 @@ def _assemble(
     band_rows: list[tuple[int, int]],
     ctx: DistContext,
     mask_path: Path,
-    extra: ExtraSpec | None,
+    extras: list[ExtraSpec],
     post: Post,
     work_dir: Path,
     needs_parts: bool,
@@ -285,13 +282,13 @@ def _assemble(
                     reporter.progress((i + 1) / len(pbands))
         finally:
             src.close()
-    if ctx.active and extra is not None:
+    for i, extra in enumerate(extras if ctx.active else []):
         fill = float("nan") if extra.nodata is None else extra.nodata
         fsrc = BandSource(
-            _parts(band_rows, ctx.world, work_dir, "extra"), extra.count, fill, extra.dtype
+            _parts(band_rows, ctx.world, work_dir, f"extra{i}"), extra.count, fill, extra.dtype
         )
         try:
-            with _maybe_writer(extra.path, info, extra) as writer:
+            with _writer(extra.path, info, extra) as writer:
                 for a, b in band_rows:
                     for c in range(0, info.width, COPY_COLS):
                         w = min(COPY_COLS, info.width - c)

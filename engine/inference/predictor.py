@@ -57,8 +57,31 @@ class TilePredictor(Protocol):
     def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]: ...
 
 
-class Predictor:
-    """Wrap a model for batched inference; accumulates forward time in ``forward_seconds``."""
+class TimedPredictor:
+    """Shared by the runtimes: ``__call__`` runs :meth:`run` with the chosen precision and
+    accumulates forward time and tile counts."""
+
+    choice: DeviceChoice
+
+    def __init__(self) -> None:
+        self.forward_seconds = 0.0
+        self.tiles = 0
+
+    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Outputs ``[B, T (+1), H, W]`` (float32, numpy) for inputs ``[B, C, H, W]``: logits,
+        then the canopy height in metres when the predictor was made ``with_height``."""
+        t0 = time.perf_counter()
+        out = self.run(batch, self.choice)
+        self.forward_seconds += time.perf_counter() - t0
+        self.tiles += len(batch)
+        return out
+
+    def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]:
+        raise NotImplementedError
+
+
+class Predictor(TimedPredictor):
+    """Wrap a model for batched inference (torch)."""
 
     runtime = "torch"
 
@@ -68,9 +91,12 @@ class Predictor:
         thresholds: Sequence[float],
         choice: DeviceChoice,
         channels: list[int] | None = None,
+        with_height: bool = False,
     ) -> None:
         import torch
 
+        super().__init__()
+        self.with_height = with_height
         self.choice = choice
         self.device = torch.device(choice.device)
         self.model = model.to(self.device).eval()
@@ -81,16 +107,6 @@ class Predictor:
             self.channels_last = False
         self.thresholds = torch.tensor(list(thresholds), dtype=torch.float32, device=self.device)
         self.channels = channels
-        self.forward_seconds = 0.0
-        self.tiles = 0
-
-    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Logits ``[B, T, H, W]`` (float32, numpy) for inputs ``[B, C, H, W]``."""
-        t0 = time.perf_counter()
-        out = self.run(batch, self.choice)
-        self.forward_seconds += time.perf_counter() - t0
-        self.tiles += len(batch)
-        return out
 
     def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]:
         """One forward pass with the precision of ``choice``."""
@@ -101,12 +117,14 @@ class Predictor:
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            if dtype is not None:
-                with torch.autocast(device_type=self.device.type, dtype=dtype):
-                    y = self.model(x, self.thresholds)
-            else:
-                y = self.model(x, self.thresholds)
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                if self.with_height:
+                    logits, height = self.model(x, self.thresholds, with_height=True)
+                else:
+                    logits, height = self.model(x, self.thresholds), None
             if self.channels is not None:
-                y = y[:, self.channels]
-            out: NDArray[np.float32] = y.float().contiguous().cpu().numpy()
+                logits = logits[:, self.channels]
+            if height is not None:
+                logits = torch.cat([logits.float(), height.float()], dim=1)
+            out: NDArray[np.float32] = logits.float().contiguous().cpu().numpy()
         return out

@@ -3,13 +3,13 @@
 Pipeline per raster (memory bounded by a few column chunks, whatever the raster's height *and
 width*):
 
-1. :func:`low_surface_streamed` - first pass over blocks of the DSM: the normalisation's low
-   surface (a coarse grid; see :mod:`engine.data.normalise`), read a group of blocks at a time.
+1. The model's input transform (:mod:`engine.features.inputs`) prepares: nothing for feature
+   channels, a first pass over the DSM for the legacy low surface.
 2. A prefetch thread (:class:`Prefetcher`) reads the next **column chunks** of tile rows
    (:meth:`~engine.inference.tiling.TilePlan.chunks`: at most :data:`CHUNK_PX` input pixels
-   each, margins included), normalises them at their true offsets (the low surface is global,
-   so chunks agree exactly) and cuts the tiles (reflected outside the raster) while the model
-   computes the current one.
+   each, margins included) with the transform's halo, turns them into model input at their true
+   offsets (every channel is exact in windows, so chunks agree with a whole-image pass) and cuts
+   the tiles (reflected outside the raster) while the model computes the current one.
 3. The main thread runs the model on batches of tiles of one chunk (batches never span chunks,
    and chunks are a multiple of the batch size, so the batches are those of whole tile rows and
    a rank of a distributed run computes exactly the same batches as a single process); each
@@ -35,13 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.data.normalise import (
-    LowSurface,
-    NormalisationConfig,
-    block_size_px,
-    low_surface_from_strips,
-    normalise_window,
-)
+from engine.features.inputs import InputTransform
 from engine.inference.stitch import Cell, ChunkStitcher
 from engine.inference.tiling import TilePlan, reflect_index, whole_image_indices
 
@@ -56,25 +50,6 @@ needs two chunks per tile row, so memory is at its plateau there. The margins re
 ``(tile - stride) / chunk width`` (about 3 %) more reading and normalising."""
 
 
-def low_surface_streamed(
-    read: ReadFn, height: int, width: int, pixel_size: float, config: NormalisationConfig
-) -> LowSurface:
-    """Low surface of a raster read one group of blocks (at most :data:`CHUNK_PX`) at a time."""
-    block = block_size_px(config, pixel_size)
-    per = max(1, CHUNK_PX // (block * block))  # blocks per read
-    n_cols = -(-width // block)
-
-    def strips() -> Iterator[tuple[int, int, NDArray[np.float32], NDArray[np.bool_]]]:
-        for bi in range(-(-height // block)):
-            r0 = bi * block
-            for g in range(0, n_cols, per):
-                c0 = g * block
-                values, valid = read(r0, c0, min(block, height - r0), min(per * block, width - c0))
-                yield bi, g, values, valid
-
-    return low_surface_from_strips(strips(), height, width, block, config.percentile)
-
-
 @dataclass
 class Chunk:
     """Tiles ``j0 .. j1-1`` of tile row ``k``, ready for the model."""
@@ -82,35 +57,32 @@ class Chunk:
     k: int
     j0: int
     j1: int
-    tiles: NDArray[np.float32]  # [j1 - j0, 1, tile, tile]
+    tiles: NDArray[np.float32]  # [j1 - j0, C, tile, tile]
     valid: NDArray[np.bool_]  # DSM valid mask of the window read at (r0, c0)
     r0: int
     c0: int
 
 
 def read_chunk(
-    read: ReadFn,
-    plan: TilePlan,
-    k: int,
-    j0: int,
-    j1: int,
-    surface: LowSurface,
-    norm: NormalisationConfig,
+    read: ReadFn, plan: TilePlan, k: int, j0: int, j1: int, transform: InputTransform
 ) -> Chunk:
-    """Read, normalise and cut tiles ``j0 .. j1-1`` of tile row ``k`` (mirror-reflected outside
-    the raster): one window read of the chunk's rows and columns, margins included."""
+    """Read, transform and cut tiles ``j0 .. j1-1`` of tile row ``k`` (mirror-reflected outside
+    the raster): one window read of the chunk's rows and columns, margins and the transform's
+    halo included."""
     t, s = plan.tile, plan.stride
     rows = reflect_index(np.arange(plan.row_origin(k), plan.row_origin(k) + t), plan.height)
     cols = reflect_index(np.arange(plan.col_origin(j0), plan.col_origin(j1 - 1) + t), plan.width)
     r_lo, r_hi = int(rows.min()), int(rows.max()) + 1
     c_lo, c_hi = int(cols.min()), int(cols.max()) + 1
-    values, valid = read(r_lo, c_lo, r_hi - r_lo, c_hi - c_lo)
-    x = normalise_window(values, valid, surface, r_lo, c_lo, norm)
+    h = transform.halo
+    values, valid = read(r_lo - h, c_lo - h, r_hi - r_lo + 2 * h, c_hi - c_lo + 2 * h)
+    x = transform.window(values, valid, r_lo, c_lo)
     del values
-    strip = _take(x, rows - r_lo, axis=0)  # a view inside the raster, a copy at its edges
-    tiles = np.empty((j1 - j0, 1, t, t), dtype=np.float32)
+    valid = valid[h : valid.shape[0] - h, h : valid.shape[1] - h]
+    strip = _take(x, rows - r_lo, axis=1)  # a view inside the raster, a copy at its edges
+    tiles = np.empty((j1 - j0, x.shape[0], t, t), dtype=np.float32)
     for i in range(j1 - j0):
-        tiles[i, 0] = _take(strip, cols[i * s : i * s + t] - c_lo, axis=1)
+        tiles[i] = _take(strip, cols[i * s : i * s + t] - c_lo, axis=2)
     return Chunk(k, j0, j1, tiles, valid, r_lo, c_lo)
 
 
@@ -119,15 +91,15 @@ def _take(a: NDArray[np.float32], index: NDArray[np.int64], axis: int) -> NDArra
     consecutive positions (tiles inside the raster), else a gather (mirrored edges)."""
     first = int(index[0])
     if np.array_equal(index, np.arange(first, first + len(index))):
-        return a[first : first + len(index)] if axis == 0 else a[:, first : first + len(index)]
+        cut = [slice(None)] * a.ndim
+        cut[axis] = slice(first, first + len(index))
+        return a[tuple(cut)]
     return np.take(a, index, axis=axis)
 
 
-def read_strip(
-    read: ReadFn, plan: TilePlan, k: int, surface: LowSurface, norm: NormalisationConfig
-) -> Chunk:
+def read_strip(read: ReadFn, plan: TilePlan, k: int, transform: InputTransform) -> Chunk:
     """All tiles of tile row ``k`` as one chunk (benchmarks; full width)."""
-    return read_chunk(read, plan, k, 0, plan.n_cols, surface, norm)
+    return read_chunk(read, plan, k, 0, plan.n_cols, transform)
 
 
 class Prefetcher:
@@ -181,8 +153,7 @@ class Prefetcher:
 def predict_chunks(
     read: ReadFn,
     plan: TilePlan,
-    surface: LowSurface,
-    norm: NormalisationConfig,
+    transform: InputTransform,
     forward: Forward,
     batch_size: int = 1,
     bands: tuple[int, int] | None = None,
@@ -208,7 +179,7 @@ def predict_chunks(
 
     def produce(item: tuple[int, int, int]) -> Chunk:
         k, j0, j1 = item
-        return read_chunk(read, plan, k, j0, j1, surface, norm)
+        return read_chunk(read, plan, k, j0, j1, transform)
 
     fetch = Prefetcher(items, produce, depth=prefetch)
     stitcher = ChunkStitcher(plan)
@@ -235,8 +206,7 @@ def predict_chunks(
 def predict_bands(
     read: ReadFn,
     plan: TilePlan,
-    surface: LowSurface,
-    norm: NormalisationConfig,
+    transform: InputTransform,
     forward: Forward,
     batch_size: int = 1,
     bands: tuple[int, int] | None = None,
@@ -252,7 +222,7 @@ def predict_bands(
     out: NDArray[np.float32] | None = None
     valid: NDArray[np.bool_] | None = None
     for r0, r1, c0, c1, logits, ok in predict_chunks(
-        read, plan, surface, norm, forward, batch_size, bands, progress, prefetch, chunk_px
+        read, plan, transform, forward, batch_size, bands, progress, prefetch, chunk_px
     ):
         if c0 == 0 or out is None or valid is None:
             out = np.zeros((len(logits), r1 - r0, plan.width), dtype=np.float32)
@@ -267,10 +237,13 @@ def predict_bands(
 def predict_whole(
     x: NDArray[np.float32], forward: Forward, lead: int, multiple: int
 ) -> NDArray[np.float32]:
-    """Whole-image reference: one forward pass over the normalised raster ``x[H, W]``, padded
-    by reflection exactly like the tiles (``lead`` pixels before, up to a multiple after)."""
-    h, w = x.shape
+    """Whole-image reference: one forward pass over the model input ``x[C, H, W]`` (or one
+    channel ``[H, W]``), padded by reflection exactly like the tiles (``lead`` pixels before,
+    up to a multiple after)."""
+    if x.ndim == 2:
+        x = x[None]
+    h, w = x.shape[1:]
     rows = whole_image_indices(h, lead, multiple)
     cols = whole_image_indices(w, lead, multiple)
-    padded = x[rows][:, cols][None, None]
+    padded = x[:, rows][:, :, cols][None]
     return forward(np.ascontiguousarray(padded))[0, :, lead : lead + h, lead : lead + w]

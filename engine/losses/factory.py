@@ -106,6 +106,18 @@ class LossConfig(Config):
         default=False,
         metadata={"help": "Learn per-threshold weights (uncertainty weighting, Kendall et al.)."},
     )
+    height_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of an L1 canopy-height term (metres) for models that estimate "
+            "height (0 = none).",
+            "check": lambda v: None if v >= 0 else "must be 0 or more.",
+        },
+    )
+    height_cap_m: float = field(
+        default=30.0,
+        metadata={"help": "Heights above this (m) count as this in the height term."},
+    )
 
     def validate(self) -> None:
         if self.gamma < 0:

@@ -78,9 +78,17 @@ class GapModel(nn.Module):
         """``thresholds`` as a tensor on ``like``'s device (None stays None)."""
         return None if thresholds is None else to_tensor(thresholds, like)
 
-    def predict_proba(self, x: Tensor, thresholds: ThresholdsLike | None = None) -> Tensor:
-        """Gap probabilities ``sigmoid(forward(x, thresholds))``."""
-        return torch.sigmoid(self(x, thresholds))
+    def forward_all(
+        self, x: Tensor, thresholds: ThresholdsLike | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(logits, canopy height or None)``; models without a height estimate give None."""
+        return self(x, thresholds), None
+
+    @property
+    def estimates_height(self) -> bool:
+        """True when :meth:`forward_all` returns a canopy height."""
+        head = getattr(self, "head", None)
+        return head is not None and type(head).height is not Head.height
 
 
 class EncoderDecoderModel(GapModel):
@@ -102,8 +110,20 @@ class EncoderDecoderModel(GapModel):
         self.output_kind = head.output_kind
         self.conditioned = head.conditioned
 
-    def forward(self, x: Tensor, thresholds: ThresholdsLike | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, thresholds: ThresholdsLike | None = None, with_height: bool = False
+    ) -> Any:
+        """Logits ``[B, T, H, W]``; with ``with_height`` also the canopy height ``[B, 1, H, W]``
+        (metres, None for heads without one): one pass, so DDP sees both."""
         self.check_input(x)
         features = self.decoder(self.encoder(x))
         ts = self.threshold_tensor(thresholds, x)
-        return self.head(features, ts, x) if self.head.needs_input else self.head(features, ts)
+        logits = self.head(features, ts, x) if self.head.needs_input else self.head(features, ts)
+        return (logits, self.head.height(features, x)) if with_height else logits
+
+    def forward_all(
+        self, x: Tensor, thresholds: ThresholdsLike | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(logits, canopy height [B, 1, H, W] in metres or None)`` from one pass."""
+        out: tuple[Tensor, Tensor | None] = self(x, thresholds, with_height=True)
+        return out

@@ -63,26 +63,34 @@ class ExportConfig(Config):
             )
 
 
+def _estimates_height(model: nn.Module) -> bool:
+    return bool(getattr(model, "estimates_height", False))
+
+
 class _Fixed(nn.Module):
-    """``x -> logits`` at the model's own thresholds (baked into the graph)."""
+    """``x -> logits`` (and ``height``) at the model's own thresholds (baked into the graph)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)  # type: ignore[no-any-return]
+    def forward(self, x: Tensor) -> Any:
+        if _estimates_height(self.model):
+            return self.model(x, None, with_height=True)
+        return self.model(x)
 
 
 class _Conditioned(nn.Module):
-    """``(x, thresholds) -> logits``."""
+    """``(x, thresholds) -> logits`` (and ``height``)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor, thresholds: Tensor) -> Tensor:
-        return self.model(x, thresholds)  # type: ignore[no-any-return]
+    def forward(self, x: Tensor, thresholds: Tensor) -> Any:
+        if _estimates_height(self.model):
+            return self.model(x, thresholds, with_height=True)
+        return self.model(x, thresholds)
 
 
 def export_onnx(
@@ -96,6 +104,10 @@ def export_onnx(
     x = torch.zeros(1, int(getattr(model, "in_channels", 1)), tile_size, tile_size)
     dyn: dict[str, dict[int, str]] = {"input": {0: "batch", 2: "height", 3: "width"}}
     dyn["logits"] = {0: "batch", 2: "height", 3: "width"}
+    outputs = ["logits"]
+    if _estimates_height(model):
+        outputs.append("height")
+        dyn["height"] = {0: "batch", 2: "height", 3: "width"}
     if conditioned:
         wrapper: nn.Module = _Conditioned(model)
         args: tuple[Tensor, ...] = (x, torch.tensor(description.thresholds, dtype=torch.float32))
@@ -115,7 +127,7 @@ def export_onnx(
             str(path),
             dynamo=False,
             input_names=names,
-            output_names=["logits"],
+            output_names=outputs,
             dynamic_axes=dyn,
             opset_version=opset,
             do_constant_folding=True,

@@ -10,11 +10,18 @@
   learned correction that starts at zero. At initialisation the model is exactly the rule
   "gap where DSM - low surface <= t"; training learns where that rule is wrong (canopy over
   low ground, slopes, pits). Nested, valid at any threshold.
+- ``ground_residual``: for models fed feature channels (:mod:`engine.features.spec`) that hold
+  the adaptive classical method's height above ground per threshold:
+  ``logit_k = (t_k - h_k) / temperature_k + correction_k`` with ``h_k`` that channel (metres),
+  plus a canopy height ``h = h_height + correction_h``. Corrections start at zero, so the
+  untrained model *is* the adaptive classical method; training learns where it is wrong. Not
+  nested by construction (nor is the classical method); only its own thresholds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +30,13 @@ from torch import Tensor, nn
 from engine.errors import ConfigError
 from engine.models.thresholds import match_thresholds
 
-HEAD_KINDS: tuple[str, ...] = ("cumulative", "independent", "height", "residual_height")
+HEAD_KINDS: tuple[str, ...] = (
+    "cumulative",
+    "independent",
+    "height",
+    "residual_height",
+    "ground_residual",
+)
 
 
 class Head(nn.Module):
@@ -44,6 +57,10 @@ class Head(nn.Module):
     def threshold_list(self) -> list[float]:
         """The built thresholds as floats."""
         return [float(v) for v in self.thresholds.tolist()]
+
+    def height(self, features: Tensor, x: Tensor | None = None) -> Tensor | None:
+        """Canopy height ``[B, 1, H, W]`` in metres, for heads that estimate one (else None)."""
+        return None
 
     def select(self, logits: Tensor, thresholds: Tensor | None) -> Tensor:
         """Channels of ``logits`` for the requested ``thresholds`` (all when None)."""
@@ -103,7 +120,7 @@ class HeightHead(Head):
         raw = torch.log(torch.expm1(torch.tensor(float(temperature_m))))
         self.raw_temperature = nn.Parameter(raw.reshape(1))
 
-    def height(self, features: Tensor) -> Tensor:
+    def height(self, features: Tensor, x: Tensor | None = None) -> Tensor:
         """Predicted canopy height ``[B, 1, H, W]`` in metres."""
         return self.conv(features) * self.height_scale_m
 
@@ -137,14 +154,77 @@ class ResidualHeightHead(HeightHead):
         # Heights are compared with thresholds in metres: do this 1x1 head in fp32 even under
         # bf16/fp16 autocast (bf16 alone flipped ~0.1 % of gap pixels at 2 m).
         with torch.autocast(features.device.type, enabled=False):
-            features = features.float()
             t = self.thresholds if thresholds is None else thresholds.float().reshape(-1)
-            h = x[:, :1].float() * self.input_scale_m + self.height(features)
-            return (t.reshape(1, -1, 1, 1) - h) / self.temperature()
+            return (t.reshape(1, -1, 1, 1) - self.height(features, x)) / self.temperature()
+
+    def height(self, features: Tensor, x: Tensor | None = None) -> Tensor:
+        """Input height plus the learned correction ``[B, 1, H, W]`` (metres, fp32)."""
+        if x is None:
+            raise ValueError("ResidualHeightHead needs the model input x.")
+        with torch.autocast(features.device.type, enabled=False):
+            correction = self.conv(features.float()) * self.height_scale_m
+            return x[:, :1].float() * self.input_scale_m + correction
 
 
-def make_head(kind: str, in_channels: int, thresholds: Sequence[float]) -> Head:
-    """Build a head by name; an unknown name lists the valid ones."""
+class GroundResidualHead(Head):
+    """Corrections to the adaptive classical method (see the module docstring)."""
+
+    output_kind = "independent"
+    needs_input = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        thresholds: Sequence[float],
+        base_channels: Sequence[int],
+        height_channel: int,
+        input_scale_m: float = 10.0,
+        temperature_m: float = 1.0,
+    ) -> None:
+        super().__init__(thresholds)
+        if len(base_channels) != len(thresholds):
+            raise ConfigError("ground_residual: give one base channel per threshold.")
+        self.base_channels = [int(c) for c in base_channels]
+        self.height_channel = int(height_channel)
+        self.input_scale_m = float(input_scale_m)
+        self.conv = nn.Conv2d(in_channels, len(thresholds) + 1, 1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)  # type: ignore[arg-type]
+        raw = torch.log(torch.expm1(torch.tensor(float(temperature_m))))
+        self.raw_temperature = nn.Parameter(raw.repeat(len(thresholds)))
+
+    def _corrections(self, features: Tensor) -> Tensor:
+        return self.conv(features.float())
+
+    def forward(
+        self, features: Tensor, thresholds: Tensor | None = None, x: Tensor | None = None
+    ) -> Tensor:
+        if x is None:
+            raise ValueError("GroundResidualHead needs the model input x.")
+        # compared with thresholds in metres: fp32 even under autocast (see ResidualHeightHead)
+        with torch.autocast(features.device.type, enabled=False):
+            base = x[:, self.base_channels].float() * self.input_scale_m
+            t = self.thresholds.reshape(1, -1, 1, 1)
+            temperature = (F.softplus(self.raw_temperature) + 1e-3).reshape(1, -1, 1, 1)
+            corr = self._corrections(features)[:, : len(self.base_channels)]
+            logits = (t - base) / temperature + corr
+        return self.select(logits, thresholds)
+
+    def height(self, features: Tensor, x: Tensor | None = None) -> Tensor:
+        """Adaptive height of the height channel plus a learned correction (metres, fp32)."""
+        if x is None:
+            raise ValueError("GroundResidualHead needs the model input x.")
+        with torch.autocast(features.device.type, enabled=False):
+            base = x[:, self.height_channel : self.height_channel + 1].float()
+            corr = self._corrections(features)[:, -1:]
+            return (base + corr) * self.input_scale_m
+
+
+def make_head(kind: str, in_channels: int, thresholds: Sequence[float], **head_args: Any) -> Head:
+    """Build a head by name; an unknown name lists the valid ones.
+
+    ``head_args`` go to heads that take arguments (``ground_residual``: ``base_channels``,
+    ``height_channel``)."""
     if kind == "cumulative":
         return CumulativeHead(in_channels, thresholds)
     if kind == "independent":
@@ -153,4 +233,11 @@ def make_head(kind: str, in_channels: int, thresholds: Sequence[float]) -> Head:
         return HeightHead(in_channels, thresholds)
     if kind == "residual_height":
         return ResidualHeightHead(in_channels, thresholds)
+    if kind == "ground_residual":
+        if "base_channels" not in head_args or "height_channel" not in head_args:
+            raise ConfigError(
+                "The ground_residual head needs head_args base_channels and height_channel "
+                "(set by training from the dataset's feature channels)."
+            )
+        return GroundResidualHead(in_channels, thresholds, **head_args)
     raise ConfigError(f"Unknown head {kind!r}; valid heads: {', '.join(HEAD_KINDS)}.")

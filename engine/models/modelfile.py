@@ -26,7 +26,7 @@ from engine.errors import ConfigError, ModelFileError
 from engine.io.files import atomic_path, atomic_write_text
 
 FORMAT = "canopygaps-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: 'features' (input channels from engine.features); 1 had none
 METADATA_KEY = "canopygaps"
 SUFFIX = ".safetensors"
 _MAX_HEADER = 100 * 1024 * 1024
@@ -72,6 +72,7 @@ class ModelDescription:
     tile_size: int | None = None
     pixel_size: float | None = None
     normalisation: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
@@ -284,6 +285,7 @@ def save_model(
         tile_size=description.tile_size,
         pixel_size=description.pixel_size,
         normalisation=dict(description.normalisation),
+        features=dict(description.features),
         training=dict(description.training),
         metrics=dict(description.metrics),
         extra=dict(description.extra),

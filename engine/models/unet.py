@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from engine.models.base import EncoderDecoderModel
 from engine.models.decoders import UNetDecoder
@@ -19,7 +20,9 @@ class UNet(EncoderDecoderModel):
         base_channels: channels of the first level, doubled at each of the ``depth`` levels.
         depth: number of 2x down-samplings; tiles must be multiples of ``2**depth``.
         thresholds: height thresholds in metres (sorted ascending).
-        head: ``cumulative`` | ``independent`` | ``height`` (see :mod:`engine.models.heads`).
+        head: ``cumulative`` | ``independent`` | ``height`` | ``residual_height`` |
+            ``ground_residual`` (see :mod:`engine.models.heads`).
+        head_args: extra arguments of the head (``ground_residual``: its base channels).
         norm: ``batch`` | ``group``.
         dropout: spatial dropout at the bottleneck and in decoder blocks.
     """
@@ -33,13 +36,13 @@ class UNet(EncoderDecoderModel):
         head: str = "cumulative",
         norm: str = "batch",
         dropout: float = 0.0,
+        head_args: dict[str, Any] | None = None,
     ) -> None:
         ts = as_threshold_list(thresholds)
         encoder = UNetEncoder(in_channels, base_channels, depth, norm=norm, dropout=dropout)
         decoder = UNetDecoder(encoder.channels, norm=norm, dropout=dropout)
-        super().__init__(
-            encoder, decoder, make_head(head, decoder.out_channels, ts), in_channels, depth, ts
-        )
+        head_module = make_head(head, decoder.out_channels, ts, **(head_args or {}))
+        super().__init__(encoder, decoder, head_module, in_channels, depth, ts)
 
 
 class ResUNetAttention(EncoderDecoderModel):

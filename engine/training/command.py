@@ -9,12 +9,14 @@ stops at the next batch and leaves no model file (checkpoints stay, so the run c
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from engine import __version__
 from engine.errors import ConfigError, InputError
 from engine.events import NullReporter, Reporter
+from engine.models.config import ModelConfig
 from engine.training.config import TrainConfig
 
 __all__ = ["TrainConfig", "run_train"]
@@ -162,8 +164,9 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
             config.save(run_dir / "config.yaml")
 
         seed_everything(config.seed, config.deterministic)
-        probe = config.model.build(
-            manifest["thresholds"], len(manifest.get("channels", [0])), config.batch_size
+        stored = [float(t) for t in manifest["thresholds"]]
+        probe = with_feature_args(config.model, manifest, stored).build(
+            stored, len(manifest.get("channels", [0])), config.batch_size
         )
         thresholds = choose_thresholds(
             config, [float(t) for t in manifest["thresholds"]], probe.conditioned
@@ -180,7 +183,9 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
         in_channels = int(train_set[0]["image"].shape[0])
 
         seed_everything(config.seed, config.deterministic)
-        model = config.model.build(thresholds, in_channels, config.batch_size)
+        model_config = with_feature_args(config.model, manifest, thresholds)
+        model = model_config.build(thresholds, in_channels, config.batch_size)
+        check_height_loss(config, model)
         loss = config.loss.build(len(thresholds), gap_fractions(manifest, thresholds))
         optimizer = build_optimizer(config, model, loss)
         from engine.training.loaders import batches_per_epoch
@@ -216,6 +221,8 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
             max_steps=config.max_steps,
             world=world,
             reporter=reporter,
+            height_weight=config.loss.height_weight,
+            height_cap_m=config.loss.height_cap_m,
         )
         resume_from = _resume_path(config, run_dir)
         if resume_from is not None:
@@ -257,7 +264,8 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
                 model,
                 tile_size=manifest.get("tile_size"),
                 pixel_size=manifest.get("pixel_size"),
-                normalisation=dict(manifest.get("normalisation", {})),
+                normalisation=dict(manifest.get("normalisation") or {}),
+                features=dict(manifest.get("features") or {}),
                 training=_training_summary(
                     config, manifest, train_set, val_set, test_set, history, result
                 ),
@@ -269,6 +277,40 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
         return result
     finally:
         dist.shutdown(world)
+
+
+def with_feature_args(
+    model: ModelConfig, manifest: dict[str, Any], thresholds: list[float]
+) -> ModelConfig:
+    """``model`` with the head arguments a ``ground_residual`` head takes from the dataset's
+    feature channels: the adaptive-height channel of each threshold, and of the height output
+    (the threshold nearest 10 m)."""
+    if model.args.get("head") != "ground_residual":
+        return model
+    from engine.config.base import from_dict
+    from engine.features.spec import FeatureSpec, base_channels
+
+    if not manifest.get("features"):
+        raise ConfigError(
+            "The ground_residual head needs a dataset with feature channels.",
+            "Build the dataset with 'features' set (see resources/configs/default-dataset.yaml).",
+        )
+    spec = from_dict(FeatureSpec, manifest["features"])
+    bases = base_channels(spec, thresholds)
+    middle = min(range(len(thresholds)), key=lambda i: abs(thresholds[i] - 10.0))
+    args = {**model.args, "head_args": {"base_channels": bases, "height_channel": bases[middle]}}
+    return dataclasses.replace(model, args=args)
+
+
+def check_height_loss(config: TrainConfig, model: Any) -> None:
+    """A height loss needs a model whose head estimates canopy height."""
+    if config.loss.height_weight > 0 and not getattr(model, "estimates_height", False):
+        raise ConfigError(
+            f"Config key 'loss.height_weight' is {config.loss.height_weight:g} but model "
+            f"{config.model.name!r} with head {config.model.args.get('head', 'default')!r} "
+            "estimates no canopy height.",
+            "Use head height, residual_height or ground_residual, or set loss.height_weight 0.",
+        )
 
 
 def gap_fractions(manifest: dict[str, Any], thresholds: list[float]) -> list[float] | None:

@@ -81,6 +81,15 @@ def loss_parts(out: Any, loss_fn: Any = None) -> tuple[torch.Tensor, dict[str, t
     )
 
 
+def height_l1(height: torch.Tensor, chm: torch.Tensor, cap_m: float) -> torch.Tensor:
+    """Mean |min(h, cap) - min(CHM, cap)| (metres) over pixels with a reference height: above
+    ``cap_m`` (taller than any gap threshold) the exact height does not matter."""
+    ok = torch.isfinite(chm)
+    target = torch.where(ok, chm, torch.zeros_like(chm)).clamp(max=cap_m)
+    err = (height.clamp(max=cap_m) - target).abs()
+    return (err * ok).sum() / ok.sum().clamp(min=1)
+
+
 def _flat_components(
     components: dict[str, Any], thresholds: Sequence[float]
 ) -> dict[str, torch.Tensor]:
@@ -129,6 +138,8 @@ class Trainer:
         max_steps: int | None = None,
         world: dist.World | None = None,
         reporter: Reporter | None = None,
+        height_weight: float = 0.0,
+        height_cap_m: float = 30.0,
     ) -> None:
         self.device = torch.device(device)
         self.world = world or dist.World()
@@ -156,6 +167,7 @@ class Trainer:
         self.epochs = epochs
         self.max_steps = max_steps
         self.reporter = reporter or NullReporter()
+        self.height_weight, self.height_cap_m = float(height_weight), float(height_cap_m)
         self.state = TrainState()
         self.should_stop = False
         self._epoch_tiles = 0
@@ -192,10 +204,19 @@ class Trainer:
 
     def _forward(self, net: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
         thresholds = batch["thresholds"][0]
+        height = None
         with self.autocast():
-            logits = net(batch["image"], thresholds)
+            if self.height_weight > 0:
+                logits, height = net(batch["image"], thresholds, with_height=True)
+            else:
+                logits = net(batch["image"], thresholds)
         logits = logits.float()
-        return logits, self.loss_fn(logits, batch["target"], batch["valid"])
+        out = self.loss_fn(logits, batch["target"], batch["valid"])
+        if height is None:
+            return logits, out
+        total, parts = loss_parts(out, self.loss_fn)
+        l1 = height_l1(height.float(), batch["chm"], self.height_cap_m)
+        return logits, (total + self.height_weight * l1, {**parts, "height_l1": l1})
 
     # -- training ---------------------------------------------------------------------------
     def train_step(self, batch: dict[str, Any]) -> StepOutput:

@@ -329,15 +329,15 @@ def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_pa
         "min_gap_area_m2": 4.0,
     }
     result = run("evaluate", p)
-    assert set(result["iou"]) == {"perfect", "classical", "tiny"}
+    assert set(result["iou"]) == {"perfect", "classical", "ref21", "tiny"}
     assert result["thresholds"] == THRESHOLDS
     doc = json.loads((out / "metrics.json").read_text())
     sources = doc["sites"]["a"]["methods"]["classical"]["sources"]
     assert Path(sources[0]).is_file() and Path(sources[0]).is_relative_to(out)
     md = (out / "report.md").read_text()
-    assert "| classical |" in md and "| tiny |" in md
+    assert "| classical |" in md and "| ref21 |" in md and "| tiny |" in md
     with open(out / "metrics.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 3 * 3
+        assert len(list(csv.DictReader(f))) == 4 * 3
 
 
 @pytest.mark.realdata

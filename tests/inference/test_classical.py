@@ -6,28 +6,54 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from conftest import smooth_dsm
 
 from engine.api import run
 from engine.data.synthetic import SynthConfig, make_scene
-from engine.inference.classical import classical_heights
-from engine.inference.classical_core import gap_masks, halo_px
+from engine.inference.classical_core import (
+    REF21,
+    ClassicalMethod,
+    gap_masks,
+    smoothed_minimum_heights,
+)
+
+THRESHOLDS = [2.0, 5.0, 10.0]
 
 
-def test_windowed_equals_whole_image_bit_for_bit() -> None:
+@pytest.mark.parametrize(
+    "method",
+    [
+        ClassicalMethod(THRESHOLDS, "smoothed_minimum", window_m=5.0, smoothing_m=3.0),
+        ClassicalMethod(THRESHOLDS, "adaptive"),
+    ],
+    ids=["smoothed_minimum", "adaptive"],
+)
+def test_windowed_equals_whole_image_bit_for_bit(method: ClassicalMethod) -> None:
     rng = np.random.default_rng(0)
     dsm = (rng.random((120, 90)) * 30).astype(np.float32)
     valid = rng.random((120, 90)) > 0.05
-    ref = classical_heights(dsm, valid, 0.5, 5.0, 3.0)
-    halo = halo_px(0.5, 5.0, 3.0)
+    ref = method.heights(dsm, valid, 0.5)
+    halo = method.halo_px(0.5)
     pad_v = np.pad(np.where(valid, dsm, np.nan), halo, constant_values=np.nan)
     pad_ok = np.pad(valid, halo, constant_values=False)
     for a in range(0, 120, 17):
         b = min(a + 17, 120)
         win = np.s_[a : b + 2 * halo, :]
-        got = classical_heights(pad_v[win], pad_ok[win], 0.5, 5.0, 3.0)[halo:-halo, halo:-halo]
-        assert np.array_equal(got, ref[a:b], equal_nan=True)
+        got = method.heights(pad_v[win], pad_ok[win], 0.5)[:, halo:-halo, halo:-halo]
+        assert np.array_equal(got, ref[:, a:b], equal_nan=True)
+
+
+def test_ref21_is_the_two_line_filter() -> None:
+    """ref21 = uniform(minimum(dsm, 21), 21) away from the raster edge (scipy, 1 m pixels)."""
+    from scipy import ndimage
+
+    dsm = smooth_dsm(120, 110, 3)
+    ground = ndimage.uniform_filter(ndimage.minimum_filter(dsm.astype(np.float64), 21), 21)
+    ours = ClassicalMethod(THRESHOLDS, **REF21).heights(dsm, np.isfinite(dsm), 1.0)[0]
+    inner = np.s_[21:-21, 21:-21]
+    assert np.allclose(ours[inner], (dsm - ground)[inner], atol=1e-3)
 
 
 def test_command_streams_like_whole_image(tmp_path: Path, dsm_file: Callable[..., Path]) -> None:
@@ -40,6 +66,7 @@ def test_command_streams_like_whole_image(tmp_path: Path, dsm_file: Callable[...
             "dsm": str(path),
             "output": str(tmp_path / "c.tif"),
             "heights": str(tmp_path / "h.tif"),
+            "method": "smoothed_minimum",
             "window_m": 9,
             "smoothing_m": 5,
             "band_rows": 16,
@@ -47,7 +74,7 @@ def test_command_streams_like_whole_image(tmp_path: Path, dsm_file: Callable[...
         },
     )
     assert res["rasters"][0]["bands_written"] == 9
-    ref = classical_heights(dsm, np.isfinite(dsm), 1.0, 9, 5)
+    ref = smoothed_minimum_heights(dsm, np.isfinite(dsm), 1.0, 9, 5)
     with rasterio.open(tmp_path / "h.tif") as h, rasterio.open(tmp_path / "c.tif") as c:
         assert np.array_equal(h.read(1), ref, equal_nan=True)
         assert np.array_equal(c.read(), gap_masks(ref, [1.0, 3.0]))
@@ -68,7 +95,7 @@ def test_finds_synthetic_gaps() -> None:
             relief_m=5.0,
         )
     )
-    h = classical_heights(scene.dsm, scene.valid, 1.0, window_m=30, smoothing_m=10)
+    h = ClassicalMethod([5.0]).heights(scene.dsm, scene.valid, 1.0)[0]
     found = h <= 5.0
     truth = scene.chm <= 5.0
     inner = np.zeros_like(truth)
@@ -77,3 +104,25 @@ def test_finds_synthetic_gaps() -> None:
     # the cores of the synthetic gaps are found, and most found pixels are true gaps
     assert found[inner].mean() > 0.9
     assert truth[found].mean() > 0.7
+
+
+def test_adaptive_command_writes_one_height_band_per_threshold(
+    tmp_path: Path, dsm_file: Callable[..., Path]
+) -> None:
+    dsm = smooth_dsm(150, 140, 5)
+    path = dsm_file("dsm.tif", dsm)
+    run(
+        "classical",
+        {
+            "dsm": str(path),
+            "output": str(tmp_path / "c.tif"),
+            "heights": str(tmp_path / "h.tif"),
+            "band_rows": 32,
+            "thresholds": THRESHOLDS,
+        },
+    )
+    ref = ClassicalMethod(THRESHOLDS).heights(dsm, np.isfinite(dsm), 1.0)
+    with rasterio.open(tmp_path / "h.tif") as h, rasterio.open(tmp_path / "c.tif") as c:
+        assert h.count == 3 and "gaps <= 5 m" in h.descriptions[1]
+        assert np.array_equal(h.read(), ref, equal_nan=True)
+        assert np.array_equal(c.read(), gap_masks(ref, THRESHOLDS))

@@ -18,6 +18,7 @@ from engine.api import run
 from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
 from engine.errors import ConfigError, MissingDependencyError
 from engine.events import CallbackReporter
+from engine.features.inputs import LowSurfaceTransform
 from engine.inference import onnx_predictor
 from engine.inference.device import choose_device
 from engine.inference.onnx_predictor import OnnxPredictor, cache_name
@@ -247,7 +248,11 @@ def test_tiled_equals_whole_image_onnxruntime(unet_file: Path, blend: str, ramp:
     whole = predict_whole(x, pred, plan.lead, 8)
     tiled = np.full_like(whole, np.nan)
     for start, stop, logits, _ in predict_bands(
-        lambda r, c, hh, ww: _window(dsm, valid, r, c, hh, ww), plan, surface, norm, pred, 2
+        lambda r, c, hh, ww: _window(dsm, valid, r, c, hh, ww),
+        plan,
+        _transform(norm, surface),
+        pred,
+        2,
     ):
         tiled[:, start:stop] = logits
     assert pred.tiles == plan.n_tiles + 1 and pred.forward_seconds > 0
@@ -299,3 +304,10 @@ def test_resolve_runtime_rules(monkeypatch: pytest.MonkeyPatch) -> None:
         onnx_predictor.resolve_runtime("onnxruntime", "auto", gpu)
     monkeypatch.setitem(sys.modules, "onnx", None)
     assert onnx_predictor.resolve_runtime("auto", "auto", cpu) == "torch"
+
+
+def _transform(norm: NormalisationConfig, surface: object) -> LowSurfaceTransform:
+    """The legacy input transform with its low surface already computed."""
+    transform = LowSurfaceTransform(norm, 1.0)
+    transform.surface = surface  # type: ignore[assignment]
+    return transform

@@ -12,6 +12,7 @@ from conftest import NORM, smooth_dsm, tiny_unet
 
 from engine.api import run
 from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
+from engine.features.inputs import LowSurfaceTransform
 from engine.inference.device import choose_device
 from engine.inference.predictor import Predictor
 from engine.inference.stream import predict_bands, predict_whole
@@ -48,7 +49,9 @@ def test_tiled_equals_whole_image(blend: str, ramp: int) -> None:
     whole = predict_whole(x, pred, plan.lead, 8)
     tiled = np.full_like(whole, np.nan)
     seen_valid = np.zeros((h, w), bool)
-    for start, stop, logits, v in predict_bands(_reader(dsm, valid), plan, surface, norm, pred, 2):
+    for start, stop, logits, v in predict_bands(
+        _reader(dsm, valid), plan, _transform(norm, surface), pred, 2
+    ):
         tiled[:, start:stop] = logits
         seen_valid[start:stop] = v
     assert np.isfinite(tiled).all()
@@ -87,3 +90,10 @@ def test_command_output_equals_whole_image(
     with rasterio.open(out) as ds:
         tiled = ds.read()
     assert (tiled == whole).mean() >= 0.999
+
+
+def _transform(norm: NormalisationConfig, surface: object) -> LowSurfaceTransform:
+    """The legacy input transform with its low surface already computed."""
+    transform = LowSurfaceTransform(norm, 1.0)
+    transform.surface = surface  # type: ignore[assignment]
+    return transform

@@ -13,7 +13,7 @@ import torch
 from engine import __version__
 from engine.errors import ModelFileError
 from engine.models import ModelDescription, build_model, load_model, read_description, save_model
-from engine.models.modelfile import METADATA_KEY
+from engine.models.modelfile import FORMAT_VERSION, METADATA_KEY
 from engine.models.regularisation import apply_spectral_norm
 
 TINY = {"base_channels": 4, "depth": 2}
@@ -50,7 +50,7 @@ def test_round_trip_identical_outputs(tmp_path: Path, name: str) -> None:
         assert torch.equal(model(x), loaded(x))
     assert not loaded.training
     assert desc.architecture == model.architecture and desc.thresholds == model.thresholds
-    assert desc.format == "canopygaps-model" and desc.format_version == 1
+    assert desc.format == "canopygaps-model" and desc.format_version == FORMAT_VERSION == 2
     assert desc.engine_version == __version__ and desc.tile_size == 32 and desc.pixel_size == 0.5
     assert desc.output_kind == model.output_kind and desc.conditioned == model.conditioned
     assert desc.metrics == {"iou@5m": 0.5, "bad": None}

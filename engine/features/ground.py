@@ -1,0 +1,225 @@
+"""Ground estimates from a DSM alone, and the adaptive classical gap method built on them.
+
+*Ground of window w and slope coefficient c*: the smoothed minimum ``m_w`` of the DSM (local
+minimum over ``w`` metres, then its mean over ``w`` metres), raised by ``c * (w / 2) * |grad
+m_w|``. On a slope the minimum of a window lies downhill, about ``(w / 2) * slope`` below the
+ground at the centre; ``c`` (chosen on training data) corrects that, partly, since the minimum
+also sits on canopy where no ground is visible.
+
+*Adaptive method*: per threshold, a small-window ground (sharp, right in open forest) and a
+large-window ground (right under closed canopy, where a small window's minimum lies on the
+canopy), blended by the local *openness*: the share of pixels within ``openness_window_m``
+that lie at most ``openness_low_m`` above a reference ground. Where the forest is open the
+small window is used, where it is closed the large one, with a soft ramp between. Heights are
+``DSM - ground``; a pixel is gap at threshold ``t`` where its height is ``<= t``.
+
+*ref21*: the simplest filter a user would write, ``uniform(minimum(dsm, 21 m), 21 m)`` with
+no slope term: a named baseline in every report.
+
+Parameters for thresholds between the tabulated ones are interpolated linearly (windows
+rounded to odd pixels), and held constant beyond the table's ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.config.base import Config, positive
+from engine.errors import ConfigError
+from engine.features.filters import box_fraction, odd_px, slope, smoothed_minimum
+
+
+@dataclass(frozen=True)
+class Ground:
+    """One ground estimate: smoothed-minimum window (metres) and slope coefficient."""
+
+    window_m: float
+    slope: float = 0.0
+
+
+@dataclass
+class AdaptiveParams(Config):
+    """Parameters of the adaptive classical method, tabulated by threshold.
+
+    The defaults were chosen on the shared lidar sites without HARV's held-out block, by the
+    selection rule of :mod:`engine.features.tune` (README: "The classical method").
+    """
+
+    thresholds: list[float] = field(
+        default_factory=lambda: [2, 5, 10, 15, 20],
+        metadata={"help": "Thresholds (m) of the table below."},
+    )
+    small_window_m: list[float] = field(
+        default_factory=lambda: [13, 13, 17, 17, 17],
+        metadata={"help": "Small (open-forest) ground window per threshold (m)."},
+    )
+    small_slope: list[float] = field(
+        default_factory=lambda: [0.75, 0.5, 0.75, 0.75, 0.75],
+        metadata={"help": "Slope coefficient of the small window per threshold."},
+    )
+    large_window_m: list[float] = field(
+        default_factory=lambda: [31, 41, 31, 31, 31],
+        metadata={"help": "Large (closed-canopy) ground window per threshold (m)."},
+    )
+    large_slope: list[float] = field(
+        default_factory=lambda: [0.75, 0.75, 0.5, 0.5, 0.5],
+        metadata={"help": "Slope coefficient of the large window per threshold."},
+    )
+    openness_window_m: float = field(
+        default=81.0,
+        metadata={"help": "Window (m) over which openness is measured.", "check": positive},
+    )
+    openness_low_m: float = field(
+        default=3.0,
+        metadata={
+            "help": "A pixel counts as open ground when at most this high (m).",
+            "check": positive,
+        },
+    )
+    openness_ground_window_m: float = field(
+        default=31.0,
+        metadata={"help": "Window (m) of the reference ground of openness.", "check": positive},
+    )
+    openness_ground_slope: float = field(
+        default=0.5, metadata={"help": "Slope coefficient of the reference ground of openness."}
+    )
+    open_share: float = field(
+        default=0.1,
+        metadata={"help": "Openness at which small and large windows weigh the same (0-1)."},
+    )
+    ramp: float = field(
+        default=0.1,
+        metadata={"help": "Width of the openness ramp between the two windows (0 = a switch)."},
+    )
+
+    def validate(self) -> None:
+        n = len(self.thresholds)
+        tables = (self.small_window_m, self.small_slope, self.large_window_m, self.large_slope)
+        if n == 0 or any(len(v) != n for v in tables):
+            raise ConfigError(
+                "The adaptive method's tables (small/large window and slope) need one value per "
+                f"entry of its 'thresholds' ({n})."
+            )
+        if list(self.thresholds) != sorted(set(self.thresholds)):
+            raise ConfigError("The adaptive method's 'thresholds' must increase strictly.")
+        if min(*self.small_window_m, *self.large_window_m) <= 0:
+            raise ConfigError("The adaptive method's windows must be positive (metres).")
+        values = [*self.small_slope, *self.large_slope, self.open_share, self.ramp]
+        if not all(np.isfinite(values)):
+            raise ConfigError("The adaptive method's parameters must be finite numbers.")
+
+    @property
+    def openness_ground(self) -> Ground:
+        """The reference ground of openness."""
+        return Ground(self.openness_ground_window_m, self.openness_ground_slope)
+
+    def at(self, threshold: float) -> tuple[Ground, Ground]:
+        """(small, large) ground estimates for ``threshold`` (interpolated in the table)."""
+        ts = self.thresholds
+        sw, ss, lw, ls = (
+            float(np.interp(threshold, ts, v))
+            for v in (self.small_window_m, self.small_slope, self.large_window_m, self.large_slope)
+        )
+        return Ground(sw, ss), Ground(lw, ls)
+
+    def grounds(self, thresholds: Sequence[float]) -> list[Ground]:
+        """Every ground estimate the method needs for ``thresholds``."""
+        out = [self.openness_ground]
+        for t in thresholds:
+            out.extend(self.at(t))
+        return out
+
+
+REF21 = Ground(21.0, 0.0)
+
+
+class GroundStack:
+    """Ground estimates of one DSM window, each computed once (smoothed minima shared)."""
+
+    def __init__(
+        self, values: NDArray[np.floating], valid: NDArray[np.bool_], pixel_size: float
+    ) -> None:
+        self.values, self.valid, self.pixel_size = values, valid, pixel_size
+        self._minima: dict[int, NDArray[np.float64]] = {}
+        self._slopes: dict[int, NDArray[np.float64]] = {}
+
+    def minimum(self, window_m: float) -> NDArray[np.float64]:
+        """Smoothed minimum over ``window_m`` (window and smoothing alike)."""
+        w = odd_px(window_m, self.pixel_size)
+        if w not in self._minima:
+            self._minima[w] = smoothed_minimum(self.values, self.valid, w, w)
+        return self._minima[w]
+
+    def slope(self, window_m: float) -> NDArray[np.float64]:
+        """Gradient magnitude of :meth:`minimum` (m/m)."""
+        w = odd_px(window_m, self.pixel_size)
+        if w not in self._slopes:
+            # only at valid DSM pixels: beyond the raster's edge the minimum is defined in a
+            # padded window but not in a whole image, and slopes must not depend on that
+            m = np.where(self.valid, self.minimum(window_m), np.nan)
+            self._slopes[w] = slope(m, self.pixel_size)
+        return self._slopes[w]
+
+    def ground(self, g: Ground) -> NDArray[np.float64]:
+        """Ground estimate ``g`` (metres; NaN where undefined)."""
+        m = self.minimum(g.window_m)
+        if g.slope == 0:
+            return m
+        radius = odd_px(g.window_m, self.pixel_size) * self.pixel_size / 2
+        return m + (g.slope * radius) * self.slope(g.window_m)
+
+    def openness(self, params: AdaptiveParams) -> NDArray[np.float64]:
+        """Share of valid pixels within ``openness_window_m`` that lie low (NaN: none valid)."""
+        low = (self.values - self.ground(params.openness_ground)) <= params.openness_low_m
+        return box_fraction(
+            low & self.valid, self.valid, odd_px(params.openness_window_m, self.pixel_size)
+        )
+
+
+def ground_halo_px(g: Ground, pixel_size: float) -> int:
+    """Context each side that makes a windowed ground estimate exact."""
+    return odd_px(g.window_m, pixel_size) - 1 + (1 if g.slope else 0)
+
+
+def adaptive_halo_px(params: AdaptiveParams, thresholds: Sequence[float], pixel_size: float) -> int:
+    """Context each side that makes windowed adaptive heights exact."""
+    grounds = params.grounds(thresholds)
+    halo = max(ground_halo_px(g, pixel_size) for g in grounds)
+    opened = ground_halo_px(params.openness_ground, pixel_size)
+    return max(halo, opened + odd_px(params.openness_window_m, pixel_size) // 2)
+
+
+def open_weight(openness: NDArray[np.float64], params: AdaptiveParams) -> NDArray[np.float64]:
+    """Weight of the small-window ground: 1 in open forest, 0 under closed canopy."""
+    if params.ramp <= 0:
+        return (np.nan_to_num(openness, nan=0.0) >= params.open_share).astype(np.float64)
+    w = (np.nan_to_num(openness, nan=0.0) - params.open_share) / params.ramp + 0.5
+    return np.clip(w, 0.0, 1.0)
+
+
+def adaptive_heights(
+    stack: GroundStack, params: AdaptiveParams, thresholds: Sequence[float]
+) -> NDArray[np.float32]:
+    """Heights above the adaptive ground, one band per threshold (NaN where undefined)."""
+    weight = open_weight(stack.openness(params), params)
+    out = np.empty((len(thresholds), *stack.values.shape), dtype=np.float32)
+    for i, t in enumerate(thresholds):
+        small, large = params.at(t)
+        ground = weight * stack.ground(small) + (1.0 - weight) * stack.ground(large)
+        out[i] = _heights(stack, ground)
+    return out
+
+
+def ground_heights(stack: GroundStack, g: Ground) -> NDArray[np.float32]:
+    """Heights above one ground estimate (NaN where undefined)."""
+    return _heights(stack, stack.ground(g))
+
+
+def _heights(stack: GroundStack, ground: NDArray[np.float64]) -> NDArray[np.float32]:
+    h = stack.values.astype(np.float64) - ground
+    h[~(stack.valid & np.isfinite(ground))] = np.nan
+    return h.astype(np.float32)

@@ -1,0 +1,94 @@
+"""Window-exact filters: windows with a halo equal the whole image bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from engine.features.filters import box_fraction, box_mean, box_sum, slope, smoothed_minimum
+from engine.features.ground import AdaptiveParams, Ground, GroundStack, ground_halo_px
+from engine.features.spec import FeatureSpec
+
+
+def _surface(seed: int = 0, shape: tuple[int, int] = (180, 220)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    terrain = 0.3 * xx + 0.1 * yy + 5 * np.sin(xx / 30.0)
+    canopy = np.clip(ndimage.gaussian_filter(rng.normal(size=shape), 3) * 60 + 15, 0, 35)
+    dsm = (terrain + canopy).astype(np.float32)
+    valid = rng.random(shape) > 0.02
+    valid[:20, :30] = False
+    return dsm, valid
+
+
+def test_box_sum_matches_direct_sum() -> None:
+    a = np.random.default_rng(1).integers(-50, 50, size=(37, 41)).astype(np.int64)
+    direct = ndimage.correlate(a, np.ones((7, 7), np.int64), mode="constant", cval=0)
+    assert np.array_equal(box_sum(a, 7), direct)
+
+
+def test_box_mean_and_fraction_ignore_undefined_pixels() -> None:
+    values = np.array([[1.0, 2.0, 100.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
+    defined = np.ones_like(values, bool)
+    defined[0, 2] = False
+    assert box_mean(values, defined, 3)[1, 1] == pytest.approx((1 + 2 + 3 + 4 + 5 + 6 + 7 + 8) / 8)
+    assert box_fraction(values > 4, defined, 3)[1, 1] == pytest.approx(4 / 8)
+    assert np.isnan(box_mean(values, np.zeros_like(defined), 3)).all()
+
+
+def test_slope_of_a_plane_is_its_gradient() -> None:
+    yy, xx = np.mgrid[0:20, 0:30].astype(np.float64)
+    plane = 0.3 * xx + 0.4 * yy
+    assert np.allclose(slope(plane * 2.0, 2.0), 0.5)  # pixel 2 m: 0.6/2 and 0.8/2 per metre
+
+
+@pytest.mark.parametrize("window", [(30, 40, 90, 120), (0, 0, 60, 70), (100, 150, 80, 70)])
+def test_windowed_features_equal_whole_image(window: tuple[int, int, int, int]) -> None:
+    dsm, valid = _surface()
+    spec = FeatureSpec()
+    whole = spec.compute(dsm, valid, 1.0)
+    r, c, h, w = window
+    halo = spec.halo_px(1.0)
+    pad = ((halo, halo), (halo, halo))
+    # boundless read: outside the raster is nodata
+    big = np.pad(dsm, pad, constant_values=0)
+    big_valid = np.pad(valid, pad, constant_values=False)
+    part = spec.compute(
+        big[r : r + h + 2 * halo, c : c + w + 2 * halo],
+        big_valid[r : r + h + 2 * halo, c : c + w + 2 * halo],
+        1.0,
+    )
+    inner = part[:, halo : halo + h, halo : halo + w]
+    assert np.array_equal(inner, whole[:, r : r + h, c : c + w])
+
+
+@pytest.mark.parametrize("what", ["ground", "openness"])
+def test_halo_is_needed_in_full(what: str) -> None:
+    """One pixel less context than the halo changes some values (guards the halo rules)."""
+    dsm, valid = _surface(2)
+    params = AdaptiveParams(openness_window_m=21.0, openness_ground_window_m=9.0)
+    g = Ground(13.0, 0.75)
+
+    def compute(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        stack = GroundStack(v, ok, 1.0)
+        return stack.ground(g) if what == "ground" else stack.openness(params)
+
+    halo = (
+        ground_halo_px(g, 1.0)
+        if what == "ground"
+        else ground_halo_px(params.openness_ground, 1.0) + 10
+    )
+    whole = compute(dsm, valid)
+    r, c, h, w = 60, 60, 50, 50
+    for cut, expect_equal in ((halo, True), (halo - 1, False)):
+        sl = np.s_[r - cut : r + h + cut, c - cut : c + w + cut]
+        part = compute(dsm[sl], valid[sl])[cut : cut + h, cut : cut + w]
+        same = np.array_equal(part, whole[r : r + h, c : c + w], equal_nan=True)
+        assert same is expect_equal, (cut, halo)
+
+
+def test_smoothed_minimum_is_below_the_surface() -> None:
+    dsm, valid = _surface(3)
+    m = smoothed_minimum(dsm, valid, 11, 1)
+    assert np.all(m[valid] <= dsm[valid] + 1e-6)

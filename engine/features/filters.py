@@ -6,12 +6,14 @@ halo of :func:`engine.features.spec.FeatureSpec.halo_px` pixels (outside the ras
 gives *exactly* the values of a whole-image pass: training tiles, streamed inference windows and
 whole images see the same numbers, bit for bit.
 
-Box sums use integer arithmetic (values quantised to millimetres, counts as integers) and
-cumulative sums, which is exact whatever the window offset and costs O(1) per pixel for any
-window size.
+Box sums add integers (values quantised to millimetres, counts) held in float64 with
+``scipy.ndimage.uniform_filter1d``'s running sums: every partial sum is an integer below 2**53,
+so it is exact whatever the window offset, and costs O(1) per pixel for any window size.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,38 +28,50 @@ def odd_px(metres: float, pixel_size: float) -> int:
     return n if n % 2 else n + 1
 
 
-def box_sum(values: NDArray[np.int64], size: int) -> NDArray[np.int64]:
-    """Sum over a ``size`` x ``size`` square (``size`` odd) centred on each pixel; zero outside."""
-    r = size // 2
-    out = values
+def box_sum(values: NDArray[Any], size: int) -> NDArray[np.float64]:
+    """Sum over a ``size`` x ``size`` square (``size`` odd) centred on each pixel; zero outside.
+
+    ``values`` must be integers (float64 holding integers below 2**53 / size**2): the result is
+    then exact, whatever the window offset."""
+    out = np.asarray(values, dtype=np.float64)
     for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (r + 1, r)
-        cs = np.cumsum(np.pad(out, pad), axis=axis)
-        n = out.shape[axis]
-        out = cs[size : size + n] - cs[:n] if axis == 0 else cs[:, size : size + n] - cs[:, :n]
+        out = ndimage.uniform_filter1d(out, size, axis=axis, mode="constant", cval=0.0)
+        out *= size  # mean -> sum: exact, the mean of integers times their count
+        np.rint(out, out=out)
     return out
 
 
 def box_mean(
-    values: NDArray[np.floating], defined: NDArray[np.bool_], size: int
+    values: NDArray[np.floating],
+    defined: NDArray[np.bool_],
+    size: int,
+    count: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """Mean of ``values`` over the defined pixels of each ``size`` square (NaN where none)."""
-    q = np.where(defined, np.rint(np.where(defined, values, 0.0) * MM), 0).astype(np.int64)
+    """Mean of ``values`` over the defined pixels of each ``size`` square (NaN where none);
+    ``count`` (the box sum of ``defined``) may be passed when already known."""
+    q = np.rint(np.where(defined, values, 0.0) * MM)
     num = box_sum(q, size)
-    den = box_sum(defined.astype(np.int64), size)
+    den = box_sum(defined, size) if count is None else count
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / (MM * np.maximum(den, 1)), np.nan)
+        out = num / (MM * den)
+    out[den == 0] = np.nan
+    return out
 
 
 def box_fraction(
-    flag: NDArray[np.bool_], defined: NDArray[np.bool_], size: int
+    flag: NDArray[np.bool_],
+    defined: NDArray[np.bool_],
+    size: int,
+    count: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """Share of the defined pixels of each ``size`` square where ``flag`` holds (NaN: none)."""
-    num = box_sum((flag & defined).astype(np.int64), size)
-    den = box_sum(defined.astype(np.int64), size)
+    """Share of the defined pixels of each ``size`` square where ``flag`` holds (NaN: none);
+    ``count`` (the box sum of ``defined``) may be passed when already known."""
+    num = box_sum(flag & defined, size)
+    den = box_sum(defined, size) if count is None else count
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
+        out = num / den
+    out[den == 0] = np.nan
+    return out
 
 
 def local_minimum(
@@ -71,41 +85,34 @@ def local_minimum(
 
 
 def smoothed_minimum(
-    values: NDArray[np.floating], valid: NDArray[np.bool_], window: int, smoothing: int
+    values: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    window: int,
+    smoothing: int,
+    count: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """Local minimum over ``window`` px, then its mean over ``smoothing`` px at valid pixels."""
+    """Local minimum over ``window`` px, then its mean over ``smoothing`` px at valid pixels
+    (``count``: the box sum of ``valid`` over ``smoothing`` px, when already known)."""
     low = local_minimum(values, valid, window)
     if smoothing <= 1:
         return low
-    return box_mean(low, valid & np.isfinite(low), smoothing)
+    # the minimum is finite wherever the pixel itself is valid, so 'valid' is where it is defined
+    return box_mean(low, valid, smoothing, count)
 
 
-def slope(surface: NDArray[np.float64], pixel_size: float) -> NDArray[np.float64]:
-    """Gradient magnitude (m/m) of ``surface``: central differences where both neighbours are
-    defined, one-sided where one is, 0 where none (NaN where ``surface`` itself is NaN)."""
-    grads = []
-    for axis in (0, 1):
-        fwd = _shift(surface, axis, -1) - surface  # next - this
-        bwd = surface - _shift(surface, axis, 1)  # this - previous
-        ok_f, ok_b = np.isfinite(fwd), np.isfinite(bwd)
-        g = np.where(ok_f & ok_b, 0.5 * (np.where(ok_f, fwd, 0) + np.where(ok_b, bwd, 0)), 0.0)
-        g = np.where(ok_f & ~ok_b, fwd, g)
-        g = np.where(ok_b & ~ok_f, bwd, g)
-        grads.append(g / pixel_size)
-    out = np.hypot(grads[0], grads[1])
-    out[~np.isfinite(surface)] = np.nan
-    return out
-
-
-def _shift(a: NDArray[np.float64], axis: int, step: int) -> NDArray[np.float64]:
-    """``a`` moved by ``step`` along ``axis`` (``out[i] = a[i - step]``), NaN where it leaves."""
-    out = np.full_like(a, np.nan)
-    n = a.shape[axis]
-    src = [slice(None), slice(None)]
-    dst = [slice(None), slice(None)]
-    if step > 0:
-        src[axis], dst[axis] = slice(0, n - step), slice(step, n)
-    else:
-        src[axis], dst[axis] = slice(-step, n), slice(0, n + step)
-    out[tuple(dst)] = a[tuple(src)]
+def slope(surface: NDArray[np.float64], pixel_size: float) -> NDArray[np.float32]:
+    """Gradient magnitude (m/m, float32) of ``surface``: central differences where both
+    neighbours are defined, one-sided where one is, 0 where none (NaN where ``surface`` is)."""
+    p = np.pad(surface, 1, constant_values=np.nan)
+    centre = p[1:-1, 1:-1]
+    total = np.zeros(surface.shape, dtype=np.float64)
+    for fwd, bwd in ((p[2:, 1:-1], p[:-2, 1:-1]), (p[1:-1, 2:], p[1:-1, :-2])):
+        ahead, behind = fwd - centre, centre - bwd
+        g = np.where(
+            np.isnan(ahead), behind, np.where(np.isnan(behind), ahead, 0.5 * (ahead + behind))
+        )
+        np.nan_to_num(g, copy=False, nan=0.0)
+        total += g * g
+    out = (np.sqrt(total) / pixel_size).astype(np.float32)
+    out[np.isnan(surface)] = np.nan
     return out

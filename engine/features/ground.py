@@ -23,6 +23,7 @@ rounded to odd pixels), and held constant beyond the table's ends.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +31,7 @@ from numpy.typing import NDArray
 
 from engine.config.base import Config, positive
 from engine.errors import ConfigError
-from engine.features.filters import box_fraction, odd_px, slope, smoothed_minimum
+from engine.features.filters import box_fraction, box_sum, odd_px, slope, smoothed_minimum
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,9 @@ class Ground:
 class AdaptiveParams(Config):
     """Parameters of the adaptive classical method, tabulated by threshold.
 
-    The defaults were chosen on the shared lidar sites without HARV's held-out block, by the
-    selection rule of :mod:`engine.features.tune` (README: "The classical method").
+    The defaults were chosen on the seven shared lidar sites without HARV's held-out block
+    (``make train-default``'s tuning step, engine 0.2.0), by the selection rule of
+    :mod:`engine.features.tune` (README: "The classical method").
     """
 
     thresholds: list[float] = field(
@@ -54,11 +56,11 @@ class AdaptiveParams(Config):
         metadata={"help": "Thresholds (m) of the table below."},
     )
     small_window_m: list[float] = field(
-        default_factory=lambda: [13, 13, 17, 17, 17],
+        default_factory=lambda: [13, 17, 21, 21, 21],
         metadata={"help": "Small (open-forest) ground window per threshold (m)."},
     )
     small_slope: list[float] = field(
-        default_factory=lambda: [0.75, 0.5, 0.75, 0.75, 0.75],
+        default_factory=lambda: [0.75, 0.75, 0.75, 1.0, 0.75],
         metadata={"help": "Slope coefficient of the small window per threshold."},
     )
     large_window_m: list[float] = field(
@@ -74,7 +76,7 @@ class AdaptiveParams(Config):
         metadata={"help": "Window (m) over which openness is measured.", "check": positive},
     )
     openness_low_m: float = field(
-        default=3.0,
+        default=2.0,
         metadata={
             "help": "A pixel counts as open ground when at most this high (m).",
             "check": positive,
@@ -88,7 +90,7 @@ class AdaptiveParams(Config):
         default=0.5, metadata={"help": "Slope coefficient of the reference ground of openness."}
     )
     open_share: float = field(
-        default=0.1,
+        default=0.05,
         metadata={"help": "Openness at which small and large windows weigh the same (0-1)."},
     )
     ramp: float = field(
@@ -145,16 +147,40 @@ class GroundStack:
     ) -> None:
         self.values, self.valid, self.pixel_size = values, valid, pixel_size
         self._minima: dict[int, NDArray[np.float64]] = {}
-        self._slopes: dict[int, NDArray[np.float64]] = {}
+        self._slopes: dict[int, NDArray[np.float32]] = {}
+        self._counts: dict[int, NDArray[np.float64]] = {}
+
+    def count(self, size: int) -> NDArray[np.float64]:
+        """Valid pixels in each ``size`` square (shared by every mean over that size)."""
+        if size not in self._counts:
+            self._counts[size] = box_sum(self.valid, size)
+        return self._counts[size]
 
     def minimum(self, window_m: float) -> NDArray[np.float64]:
         """Smoothed minimum over ``window_m`` (window and smoothing alike)."""
         w = odd_px(window_m, self.pixel_size)
         if w not in self._minima:
-            self._minima[w] = smoothed_minimum(self.values, self.valid, w, w)
+            self._minima[w] = smoothed_minimum(self.values, self.valid, w, w, self.count(w))
         return self._minima[w]
 
-    def slope(self, window_m: float) -> NDArray[np.float64]:
+    def prefetch(self, windows_m: Sequence[float], slopes: bool = True) -> None:
+        """Compute the smoothed minima (and their slopes) of ``windows_m`` two at a time: the
+        filters release the GIL, so a second core works on another window."""
+        todo = sorted({odd_px(w, self.pixel_size) for w in windows_m} - set(self._minima))
+        for w in todo:
+            self.count(w)  # shared counts first (dict writes stay in this thread)
+
+        def one(w: int) -> tuple[int, NDArray[np.float64], NDArray[np.float32] | None]:
+            m = smoothed_minimum(self.values, self.valid, w, w, self._counts[w])
+            return w, m, slope(np.where(self.valid, m, np.nan), self.pixel_size) if slopes else None
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for w, m, g in pool.map(one, todo):
+                self._minima[w] = m
+                if g is not None:
+                    self._slopes[w] = g
+
+    def slope(self, window_m: float) -> NDArray[np.float32]:
         """Gradient magnitude of :meth:`minimum` (m/m)."""
         w = odd_px(window_m, self.pixel_size)
         if w not in self._slopes:
@@ -175,9 +201,8 @@ class GroundStack:
     def openness(self, params: AdaptiveParams) -> NDArray[np.float64]:
         """Share of valid pixels within ``openness_window_m`` that lie low (NaN: none valid)."""
         low = (self.values - self.ground(params.openness_ground)) <= params.openness_low_m
-        return box_fraction(
-            low & self.valid, self.valid, odd_px(params.openness_window_m, self.pixel_size)
-        )
+        size = odd_px(params.openness_window_m, self.pixel_size)
+        return box_fraction(low & self.valid, self.valid, size, self.count(size))
 
 
 def ground_halo_px(g: Ground, pixel_size: float) -> int:
@@ -205,6 +230,7 @@ def adaptive_heights(
     stack: GroundStack, params: AdaptiveParams, thresholds: Sequence[float]
 ) -> NDArray[np.float32]:
     """Heights above the adaptive ground, one band per threshold (NaN where undefined)."""
+    stack.prefetch([g.window_m for g in params.grounds(thresholds)])
     weight = open_weight(stack.openness(params), params)
     out = np.empty((len(thresholds), *stack.values.shape), dtype=np.float32)
     for i, t in enumerate(thresholds):

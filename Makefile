@@ -11,13 +11,14 @@ STAMP_PIP := $(VENV)/.pip-stamp
 export OMP_NUM_THREADS ?= 2
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help setup test test-all lint format demo bench package train-default docker-lint clean
+.PHONY: help setup test test-all lint format demo bench gpu-check package train-default docker-lint clean
 
 help:
 	@echo "make demo    - set up, then run the whole pipeline on an embedded scene"
 	@echo "make test    - set up, lint, then run the test suite"
 	@echo "make lint    - ruff + mypy on engine/"
 	@echo "make bench   - benchmarks -> bench/results.json, bench/results.md"
+	@echo "make gpu-check - the CUDA path in one run -> bench/work/gpu_check.json (CPU plan without a GPU)"
 	@echo "make package - installable QGIS plugin zip in dist/"
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -85,6 +86,11 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench.run
+
+# One run of the CUDA path (bench/README.md "GPU check"); on a lent GPU machine run
+# 'bash bench/gpu_check.sh' itself (no set-up there). GPU_CHECK_ARGS: e.g. --smoke, --cpu.
+gpu-check: setup
+	PYTHON=$(PY) bash bench/gpu_check.sh $(GPU_CHECK_ARGS)
 
 package: setup
 	$(PY) scripts/package_plugin.py

@@ -26,10 +26,19 @@ VARIANTS = {
 }
 
 
-def train_epochs(
-    ctx: Context, dataset: Any, device: str, precision: str, channels_last: bool
-) -> tuple[list[float], int, dict[str, Any]]:
-    """``(seconds of each timed epoch, train tiles, config summary)``."""
+def build_trainer(
+    dataset: Any,
+    work: Any,
+    device: str,
+    precision: str,
+    channels_last: bool,
+    batch_size: int,
+    epochs: int,
+    **trainer_args: Any,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``(Trainer, train split, config summary)`` as ``engine train`` wires them (TrainConfig
+    defaults), without callbacks or validation unless ``trainer_args`` (Trainer keywords such
+    as ``callbacks``, ``max_steps``, ``num_workers``) add them."""
     import torch
 
     from engine.config.base import from_dict
@@ -39,16 +48,14 @@ def train_epochs(
     from engine.training.seed import seed_everything
     from engine.training.trainer import Trainer
 
-    s = ctx.settings
-    epochs = s.train_epochs + s.train_warmup_epochs
     config = from_dict(
         TrainConfig,
         {
             "dataset": str(dataset),
-            "output": str(ctx.work / "train" / "unused.safetensors"),
+            "output": str(work / "train" / "unused.safetensors"),
             "precision": precision,
             "channels_last": channels_last,
-            "batch_size": s.train_batch,
+            "batch_size": batch_size,
             "epochs": epochs,
             "device": device,
             "seed": 0,
@@ -72,9 +79,8 @@ def train_epochs(
         seed=0,
         batch_size=config.batch_size,
         epochs=epochs,
+        **trainer_args,
     )
-    history = trainer.fit(train_set, None)
-    seconds = [float(h["epoch_seconds"]) for h in history][s.train_warmup_epochs :]
     summary = {
         "model": config.model.name,
         "model_args": getattr(model, "args", {}),
@@ -86,6 +92,20 @@ def train_epochs(
         "device": device,
         "threads": torch.get_num_threads(),
     }
+    return trainer, train_set, summary
+
+
+def train_epochs(
+    ctx: Context, dataset: Any, device: str, precision: str, channels_last: bool
+) -> tuple[list[float], int, dict[str, Any]]:
+    """``(seconds of each timed epoch, train tiles, config summary)``."""
+    s = ctx.settings
+    epochs = s.train_epochs + s.train_warmup_epochs
+    trainer, train_set, summary = build_trainer(
+        dataset, ctx.work, device, precision, channels_last, s.train_batch, epochs
+    )
+    history = trainer.fit(train_set, None)
+    seconds = [float(h["epoch_seconds"]) for h in history][s.train_warmup_epochs :]
     return seconds, len(train_set), summary
 
 

@@ -87,8 +87,8 @@ class InferAlgorithm(GapMaskAlgorithm):
             advanced=True,
         )
         self.add(
-            num(self.BATCH_SIZE, self.tr("Batch size"), num.Integer, 1, False, 1),
-            "Tiles per forward pass (1 is best on a CPU).",
+            num(self.BATCH_SIZE, self.tr("Batch size (0 = auto)"), num.Integer, 0, False, 0),
+            "Tiles per forward pass; 0 = auto: 1 on a CPU (best there), 8 on a GPU.",
             advanced=True,
         )
         self.add(

@@ -12,7 +12,9 @@ the DSM; every output of the run appears only when the whole run succeeded.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,15 +33,38 @@ from engine.inference.naming import OutputNames, output_names
 from engine.inference.onnx_predictor import OnnxPredictor, require_onnxruntime, resolve_runtime
 from engine.inference.pipeline import ExtraSpec, Post, write_outputs
 from engine.inference.predictor import Predictor, TilePredictor, select_thresholds
-from engine.inference.readers import check_dsm, open_dsm
+from engine.inference.readers import ThreadReaders, WindowReader, check_dsm, open_dsm
 from engine.inference.staging import Staging
 from engine.inference.stream import predict_chunks
 from engine.inference.tiling import TilePlan, auto_margin
 from engine.io.raster import RasterInfo
 
+Loaded = tuple[Any, Any, list[float], list[int] | None]
+"""``(model, description, thresholds fed to the model, output channels kept or None)``."""
+PredictorFactory = Callable[["InferConfig", Loaded, DeviceChoice, str, Reporter], TilePredictor]
+"""Builds the run's model runner: ``(config, loaded, device choice, runtime, reporter)``."""
+
+
+GPU_BATCH = 8
+"""Tiles per forward pass on a GPU under ``batch_size: 0`` (auto); 1 on the CPU."""
+GPU_READERS = 4
+"""Most reader threads under ``reader_threads: 0`` (auto) with a GPU (half the cores at most)."""
+
 
 def _non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else "must not be negative."
+
+
+def stream_settings(config: InferConfig, device: str) -> tuple[int, int]:
+    """``(tiles per forward pass, reader threads)`` of a run on ``device``: the config's
+    values, or for 0 (auto) 1 and 1 on the CPU, :data:`GPU_BATCH` and up to
+    :data:`GPU_READERS` (half the CPU cores) on a GPU, where the CPU side feeds the model."""
+    gpu = device.startswith("cuda")
+    batch = config.batch_size or (GPU_BATCH if gpu else 1)
+    readers = config.reader_threads or (
+        min(GPU_READERS, max(1, (os.cpu_count() or 1) // 2)) if gpu else 1
+    )
+    return batch, readers
 
 
 @dataclass
@@ -127,8 +152,12 @@ class InferConfig(Config):
         },
     )
     batch_size: int = field(
-        default=1,
-        metadata={"help": "Tiles per forward pass (1 is best on CPU).", "check": positive},
+        default=0,
+        metadata={
+            "help": f"Tiles per forward pass; 0 = auto: 1 on the CPU (best there), "
+            f"{GPU_BATCH} on a GPU (fewer, larger kernel launches).",
+            "check": _non_negative,
+        },
     )
     device: str = field(
         default="auto", metadata={"help": "auto (CUDA if present), cpu, cuda or cuda:N."}
@@ -192,8 +221,16 @@ class InferConfig(Config):
     prefetch: int = field(
         default=2,
         metadata={
-            "help": "Column chunks of tile rows read ahead by the reader thread.",
+            "help": "Column chunks of tile rows read ahead by the reader thread(s).",
             "check": positive,
+        },
+    )
+    reader_threads: int = field(
+        default=0,
+        metadata={
+            "help": "Threads that read, normalise and cut tiles while the model computes; "
+            f"0 = auto: 1 on the CPU (its cores run the model), up to {GPU_READERS} with a GPU.",
+            "check": _non_negative,
         },
     )
 
@@ -295,11 +332,14 @@ def _infer_one(
     info, resampled = grid_info
     grid = resampled or info
     plan = plan_for(config, grid, depth)
-    timing = {"surface": 0.0, "predict": 0.0}
+    batch, workers = stream_settings(config, predictor.choice.device)
+    timing = {"surface": 0.0, "predict": 0.0, "reader_wait": 0.0}
     fwd0 = predictor.forward_seconds
 
     def produce(first: int, stop: int) -> Any:
-        reader = open_dsm(names.dsm, resampled)
+        reader: WindowReader | ThreadReaders = (
+            open_dsm(names.dsm, resampled) if workers == 1 else ThreadReaders(names.dsm, resampled)
+        )
         try:
             t0 = time.perf_counter()
             transform.prepare(reader.read_window, grid.height, grid.width, stream.CHUNK_PX)
@@ -311,10 +351,12 @@ def _infer_one(
                 plan,
                 transform,
                 predictor,
-                config.batch_size,
+                batch,
                 (first, stop),
                 progress=step.progress,
                 prefetch=config.prefetch,
+                workers=workers,
+                stats=timing,
             ):
                 mask, layers = _to_outputs(
                     logits,
@@ -374,8 +416,12 @@ def _infer_one(
         "resampled": resampled is not None,
         "tiles": plan.n_tiles,
         "tile_size": plan.tile,
+        "batch_size": batch,
+        "reader_threads": workers,
         "seconds_surface": round(timing["surface"], 3),
         "seconds_predict": round(timing["predict"], 3),
+        "seconds_reader_wait": round(timing["reader_wait"], 3),
+        "forward_seconds": round(fwd, 3),
         "mpx_per_s": round(mpx / timing["predict"], 3) if timing["predict"] > 0 else None,
         "forward_share": round(fwd / timing["predict"], 3) if timing["predict"] > 0 else None,
         **stats,
@@ -384,7 +430,7 @@ def _infer_one(
 
 def _predictor(
     config: InferConfig,
-    loaded: tuple[Any, Any, list[float], list[int] | None],
+    loaded: Loaded,
     choice: DeviceChoice,
     runtime: str,
     reporter: Reporter,
@@ -416,8 +462,14 @@ def _predictor(
     return Predictor(model, fed, choice, channels, with_height=config.heights is not None)
 
 
-def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
-    """Run inference on every DSM; return output paths and timing figures."""
+def run_infer(
+    config: InferConfig, reporter: Reporter, make_predictor: PredictorFactory | None = None
+) -> dict[str, Any]:
+    """Run inference on every DSM; return output paths and timing figures.
+
+    ``make_predictor`` replaces the model runner (default: torch or onnxruntime, see
+    :func:`_predictor`); benchmarks time the pipeline around the model with it.
+    """
     t_start = time.perf_counter()
     if config.runtime == "onnxruntime":
         require_onnxruntime()  # before anything is read or written
@@ -445,14 +497,17 @@ def run_infer(config: InferConfig, reporter: Reporter) -> dict[str, Any]:
     runtime = resolve_runtime(config.runtime, config.precision, choice)
     depth = int(model.depth)
     plan0 = plan_for(config, grids[0][1] or grids[0][0], depth)
-    predictor = _predictor(config, (model, desc, fed, channels), choice, runtime, reporter)
+    build = make_predictor or _predictor
+    predictor = build(config, (model, desc, fed, channels), choice, runtime, reporter)
     choice, runtime = predictor.choice, predictor.runtime
+    batch, readers = stream_settings(config, choice.device)
     reporter.log(
         f"infer: runtime={runtime}, device {choice.describe()}, precision {choice.precision}, "
         f"threads {choice.threads}, "
         f"tile {plan0.tile} px (margin {plan0.margin}, blend {config.blend}, "
         f"overlap {plan0.ramp}), "
-        f"batch {config.batch_size}, rank {ctx.rank}/{ctx.world}, thresholds {thresholds} m"
+        f"batch {batch}, reader threads {readers}, rank {ctx.rank}/{ctx.world}, "
+        f"thresholds {thresholds} m"
     )
     staging = Staging()
     results = []

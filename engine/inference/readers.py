@@ -6,11 +6,13 @@ bad input never leaves an output). :func:`open_dsm` returns a reader with
 :class:`~engine.io.raster.RasterReader`, or :class:`ResampledReader`, which wraps the already
 opened dataset in a rasterio ``WarpedVRT`` at the model's pixel size (bilinear), so resampling
 streams too. Outputs are then on the resampled grid (same CRS and origin, model pixel size).
+:class:`ThreadReaders` gives each reading thread its own reader (several reader threads).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -123,3 +125,36 @@ class ResampledReader:
 def open_dsm(path: Path, grid: RasterInfo | None) -> WindowReader:
     """A window reader of the DSM, resampled onto ``grid`` when given."""
     return ResampledReader(path, grid) if grid is not None else RasterReader(path, "DSM")
+
+
+class ThreadReaders:
+    """A window reader for several threads: each thread reads through its own opened copy of
+    the DSM (a GDAL dataset must never be used by two threads at once)."""
+
+    def __init__(self, path: Path, grid: RasterInfo | None) -> None:
+        self._path, self._grid = path, grid
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[WindowReader] = []
+
+    def read_window(
+        self, row_off: int, col_off: int, height: int, width: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Like :meth:`RasterReader.read_window`, through this thread's reader."""
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = open_dsm(self._path, self._grid)
+            self._local.reader = reader
+            with self._lock:
+                self._opened.append(reader)
+        window: tuple[NDArray[np.float32], NDArray[np.bool_]] = reader.read_window(
+            row_off, col_off, height, width
+        )
+        return window
+
+    def close(self) -> None:
+        """Close every thread's reader (once no thread reads any more)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for reader in opened:
+            reader.close()

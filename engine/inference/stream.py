@@ -28,7 +28,10 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,14 +106,31 @@ def read_strip(read: ReadFn, plan: TilePlan, k: int, transform: InputTransform) 
 
 
 class Prefetcher:
-    """Run ``produce(item)`` for each item in a background thread, ``depth`` results ahead."""
+    """Run ``produce(item)`` for each item in background threads, ``depth`` results ahead, and
+    hand the results out in order.
+
+    ``workers=1``: one thread produces the items one after the other. ``workers > 1``: that
+    thread keeps ``workers`` items in production at once in a thread pool (``produce`` must then
+    be thread-safe: one raster handle per thread, see
+    :class:`~engine.inference.readers.ThreadReaders`). ``wait_seconds`` adds up the time the
+    consumer waited for a result: production starving the consumer.
+    """
 
     _END = object()
 
-    def __init__(self, items: Iterable[Any], produce: Callable[[Any], Any], depth: int = 2) -> None:
+    def __init__(
+        self,
+        items: Iterable[Any],
+        produce: Callable[[Any], Any],
+        depth: int = 2,
+        workers: int = 1,
+    ) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(list(items), produce), daemon=True)
+        self.wait_seconds = 0.0
+        self._thread = threading.Thread(
+            target=self._run, args=(list(items), produce, max(1, workers)), daemon=True
+        )
         self._thread.start()
 
     def _put(self, value: Any) -> bool:
@@ -122,19 +142,30 @@ class Prefetcher:
                 continue
         return False
 
-    def _run(self, items: list[Any], produce: Callable[[Any], Any]) -> None:
+    def _run(self, items: list[Any], produce: Callable[[Any], Any], workers: int) -> None:
+        pooled = _in_order(items, produce, workers) if workers > 1 else None
         try:
-            for item in items:
-                if self._stop.is_set() or not self._put(("ok", produce(item))):
-                    return
+            if pooled is None:
+                for item in items:
+                    if self._stop.is_set() or not self._put(("ok", produce(item))):
+                        return
+            else:
+                for value in pooled:
+                    if self._stop.is_set() or not self._put(("ok", value)):
+                        return
         except BaseException as exc:  # handed to the consumer
             self._put(("error", exc))
             return
+        finally:
+            if pooled is not None:
+                pooled.close()  # cancels what has not started, waits for the rest
         self._put(("end", self._END))
 
     def __iter__(self) -> Iterator[Any]:
         while True:
+            t0 = time.perf_counter()
             kind, value = self._queue.get()
+            self.wait_seconds += time.perf_counter() - t0
             if kind == "error":
                 raise value
             if kind == "end":
@@ -142,12 +173,30 @@ class Prefetcher:
             yield value
 
     def close(self) -> None:
-        """Stop the thread (also when the consumer gave up early) and wait for it."""
+        """Stop the threads (also when the consumer gave up early) and wait for them."""
         self._stop.set()
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.05)
             self._thread.join(timeout=0.05)
+
+
+def _in_order(
+    items: list[Any], produce: Callable[[Any], Any], workers: int
+) -> Generator[Any, None, None]:
+    """``produce(item)`` of every item, ``workers`` at a time in a thread pool, in item order."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="canopygaps-reader") as pool:
+        pending: deque[Future[Any]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(produce, item))
+                if len(pending) >= workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def predict_chunks(
@@ -160,13 +209,17 @@ def predict_chunks(
     progress: Callable[[float], None] | None = None,
     prefetch: int = 2,
     chunk_px: int | None = None,
+    workers: int = 1,
+    stats: dict[str, float] | None = None,
 ) -> Iterator[Cell]:
     """Yield finished cells ``(row0, row1, col0, col1, logits[T,h,w], valid[h,w])``: row bands
     in order, each from left to right in column chunks of at most ``chunk_px`` (default
     :data:`CHUNK_PX`) input pixels.
 
     ``bands`` restricts the output to row bands ``[first, stop)`` (a distributed rank's share);
-    ``progress(fraction)`` is called after every batch (it may raise ``Cancelled``).
+    ``progress(fraction)`` is called after every batch (it may raise ``Cancelled``);
+    ``workers`` reader threads prepare chunks (``read`` must be thread-safe when > 1);
+    ``stats["reader_wait"]`` receives the seconds spent waiting for them.
     """
     first, stop = bands if bands is not None else (0, plan.n_rows)
     rows = plan.tile_rows_for_bands(first, stop)
@@ -181,7 +234,7 @@ def predict_chunks(
         k, j0, j1 = item
         return read_chunk(read, plan, k, j0, j1, transform)
 
-    fetch = Prefetcher(items, produce, depth=prefetch)
+    fetch = Prefetcher(items, produce, depth=prefetch, workers=workers)
     stitcher = ChunkStitcher(plan)
     try:
         for chunk in fetch:
@@ -201,6 +254,8 @@ def predict_chunks(
                 yield cell
     finally:
         fetch.close()
+        if stats is not None:
+            stats["reader_wait"] = stats.get("reader_wait", 0.0) + fetch.wait_seconds
 
 
 def predict_bands(

@@ -8,12 +8,11 @@ statistics, command and parameters.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import run_in_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = {"inference", "memory", "seams", "roofline", "onnx", "training", "preprocessing"}
@@ -24,26 +23,8 @@ FIGURE_KEYS = {"name", "unit", "median", "min", "max", "q1", "q3", "runs", "samp
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     tmp = tmp_path_factory.mktemp("bench")
     out = tmp / "results.json"
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--quick",
-            "--cpu-only",
-            "--out",
-            str(out),
-            "--work",
-            str(tmp / "work"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    args = ["--quick", "--cpu-only", "--out", str(out), "--work", str(tmp / "work")]
+    proc = run_in_repo([sys.executable, "-m", "bench.run", *args])
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text(encoding="utf-8")), out
 

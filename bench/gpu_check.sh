@@ -21,11 +21,13 @@ export PYTHONUNBUFFERED=1
 report_dir=${OUT:-bench/work}
 mkdir -p "$report_dir"
 log="$report_dir/gpu_check.log"
+need_wheels=0
+"$PY" -c "import rasterio, affine" 2>/dev/null || need_wheels=1
 {
   echo "gpu_check: $(date -u +%FT%TZ) on $(uname -n), python: $PY ($("$PY" --version 2>&1))"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
     --format=csv,noheader
-  if ! "$PY" -c "import rasterio, affine" 2>/dev/null; then
+  if [ "$need_wheels" = 1 ]; then
     if ls .whl/*.whl >/dev/null 2>&1; then
       echo "gpu_check: installing $(ls .whl/*.whl | xargs -n1 basename | tr '\n' ' ')into /tmp/site"
       "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -35,6 +37,6 @@ log="$report_dir/gpu_check.log"
     fi
   fi
 } 2>&1 | tee "$log"
-[ -d /tmp/site ] && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+[ "$need_wheels" = 1 ] && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 "$PY" -m bench.gpu_check "$@" 2>&1 | tee -a "$log"
 exit "${PIPESTATUS[0]}"

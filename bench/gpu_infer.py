@@ -17,6 +17,7 @@ from typing import Any
 from bench import workloads
 from bench.child import _proc_status, _reset_peak
 from bench.io_only import make_rule_predictor
+from engine.errors import Cancelled
 
 # (name, precision, I/O only, overrides of the engine's stream settings); in priority order
 RUNS: list[tuple[str, str, bool, dict[str, int]]] = [
@@ -153,6 +154,8 @@ def run_all(work: Path, size: int, device: str, deadline: float, workers: int) -
         out = out_dir / f"{name}.tif"
         try:
             runs[name] = infer_once(dsm, out, device, precision, io_only, deadline, **over)
+        except Cancelled:
+            runs[name] = {"error": "cancelled at the stage's deadline (far slower than planned)"}
         except Exception as exc:  # recorded; the other runs still go
             runs[name] = {"error": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"}
         if name not in ("e2e_bf16", "e2e_fp32"):

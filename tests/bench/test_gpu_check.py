@@ -138,3 +138,11 @@ def test_rule_predictor_is_the_height_rule() -> None:
     assert logits.shape == (1, 2, 1, 3) and logits.dtype == np.float32
     assert ((logits > 0) == np.array([[[[1, 0, 0]], [[1, 1, 0]]]], dtype=bool)).all()
     assert pred.tiles == 1 and pred.forward_seconds >= 0
+
+
+def test_readme_block_goes_into_the_benchmarks_section() -> None:
+    text = "# x\n\n## Benchmarks\n\nfigures\n\n## Development\n\nmore\n"
+    merged = gpu_results.merge_readme(text, f"{gpu_results.START}\nnew\n{gpu_results.END}")
+    assert merged.index("figures") < merged.index("new") < merged.index("## Development")
+    again = gpu_results.merge_readme(merged, f"{gpu_results.START}\nnewer\n{gpu_results.END}")
+    assert "newer" in again and "\nnew\n" not in again

@@ -100,7 +100,8 @@ class Check:
 
     def stage(self, name: str, fn: Callable[[], Any], needs_s: float = 0.0) -> Any:
         """Run ``fn`` as stage ``name`` (skipped when less than ``needs_s`` is left); its
-        return value goes into the report under ``name``; errors are recorded, not raised."""
+        return value goes into the report under ``name`` (a dict with ``stage_skipped``: the
+        stage had nothing to do, and says why); errors are recorded, not raised."""
         entry: dict[str, Any] = {"status": "ok"}
         self.report["stages"][name] = entry
         if self.left() < needs_s:
@@ -113,6 +114,8 @@ class Check:
         try:
             value = fn()
             self.report[name] = value
+            if isinstance(value, dict) and "stage_skipped" in value:
+                entry.update(status="skipped", reason=value["stage_skipped"])
         except Exception as exc:
             entry.update(
                 status="error",

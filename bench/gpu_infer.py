@@ -173,8 +173,12 @@ def _settings(device: str, over: dict[str, int]) -> tuple[int, int]:
 
 def mask_agreement(a: Path, b: Path, rows: int = 1024) -> dict[str, Any]:
     """Pixel agreement of two gap-mask rasters per threshold band (valid in both), with the
-    gap IoU; read by row blocks."""
+    gap IoU; read by row blocks. ``{"stage_skipped": why}`` when a run wrote no mask."""
     from engine.io.raster import RasterReader
+
+    missing = [p.name for p in (a, b) if not p.is_file()]
+    if missing:
+        return {"stage_skipped": f"no {', '.join(missing)}: that inference run did not finish"}
 
     out: dict[str, Any] = {}
     with RasterReader(a) as ra, RasterReader(b) as rb:

@@ -338,6 +338,7 @@ class Trainer:
             num_workers=self.num_workers,
             rank=self.world.rank,
             world_size=self.world.size,
+            pin_memory=self.device.type == "cuda",  # like training: truly asynchronous copies
         )
         thresholds = _thresholds_of(dataset)
         counts = torch.zeros(len(thresholds), 4, dtype=torch.int64, device=self.device)

@@ -146,3 +146,12 @@ def test_readme_block_goes_into_the_benchmarks_section() -> None:
     assert merged.index("figures") < merged.index("new") < merged.index("## Development")
     again = gpu_results.merge_readme(merged, f"{gpu_results.START}\nnewer\n{gpu_results.END}")
     assert "newer" in again and "\nnew\n" not in again
+
+
+def test_agreement_skipped_when_a_run_is_missing(tmp_path: Path) -> None:
+    check = gpu_check.Check(tmp_path / "r.json", gpu_check.PLANS["smoke"], False, "test")
+    value = check.stage(
+        "agreement", lambda: gpu_infer.mask_agreement(tmp_path / "a.tif", tmp_path / "b.tif")
+    )
+    assert "a.tif" in value["stage_skipped"]
+    assert check.report["stages"]["agreement"]["status"] == "skipped"

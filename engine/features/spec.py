@@ -80,6 +80,11 @@ class FeatureSpec(Config):
         """Number of channels."""
         return 2 * len(self.windows_m) + 1 + len(self.thresholds)
 
+    @property
+    def openness_channel(self) -> int:
+        """Index of the openness channel."""
+        return 2 * len(self.windows_m)
+
     def channel_names(self) -> list[str]:
         """A short name per channel (model cards, debugging)."""
         names = []

@@ -15,7 +15,12 @@
   ``logit_k = (t_k - h_k) / temperature_k + correction_k`` with ``h_k`` that channel (metres),
   plus a canopy height ``h = h_height + correction_h``. Corrections start at zero, so the
   untrained model *is* the adaptive classical method; training learns where it is wrong. Not
-  nested by construction (nor is the classical method); only its own thresholds.
+  nested by construction (nor is the classical method); only its own thresholds. With an
+  ``openness_channel`` the corrections are gated: zero where the forest is more closed than
+  ``openness_floor`` (a low percentile of the training pixels' openness), full at twice that;
+  and bounded to ``max_correction`` (3 logits, about 3 m at the initial temperature).
+  Out of the training distribution (near-gapless closed canopy) the model *is* the classical
+  method.
 """
 
 from __future__ import annotations
@@ -180,12 +185,18 @@ class GroundResidualHead(Head):
         height_channel: int,
         input_scale_m: float = 10.0,
         temperature_m: float = 1.0,
+        openness_channel: int | None = None,
+        openness_floor: float = 0.0,
+        max_correction: float = 3.0,
     ) -> None:
         super().__init__(thresholds)
         if len(base_channels) != len(thresholds):
             raise ConfigError("ground_residual: give one base channel per threshold.")
         self.base_channels = [int(c) for c in base_channels]
         self.height_channel = int(height_channel)
+        self.openness_channel = None if openness_channel is None else int(openness_channel)
+        self.openness_floor = float(openness_floor)
+        self.max_correction = float(max_correction)
         self.input_scale_m = float(input_scale_m)
         self.conv = nn.Conv2d(in_channels, len(thresholds) + 1, 1)
         nn.init.zeros_(self.conv.weight)
@@ -193,8 +204,15 @@ class GroundResidualHead(Head):
         raw = torch.log(torch.expm1(torch.tensor(float(temperature_m))))
         self.raw_temperature = nn.Parameter(raw.repeat(len(thresholds)))
 
-    def _corrections(self, features: Tensor) -> Tensor:
-        return self.conv(features.float())
+    def _corrections(self, features: Tensor, x: Tensor) -> Tensor:
+        corr = self.conv(features.float())
+        if self.max_correction > 0:  # a few metres at most: the classical answer stays in reach
+            corr = self.max_correction * torch.tanh(corr / self.max_correction)
+        if self.openness_channel is None or self.openness_floor <= 0:
+            return corr
+        ratio = x[:, self.openness_channel : self.openness_channel + 1].float()
+        gate = (ratio / self.openness_floor - 1.0).clamp(0.0, 1.0)
+        return corr * gate
 
     def forward(
         self, features: Tensor, thresholds: Tensor | None = None, x: Tensor | None = None
@@ -206,7 +224,7 @@ class GroundResidualHead(Head):
             base = x[:, self.base_channels].float() * self.input_scale_m
             t = self.thresholds.reshape(1, -1, 1, 1)
             temperature = (F.softplus(self.raw_temperature) + 1e-3).reshape(1, -1, 1, 1)
-            corr = self._corrections(features)[:, : len(self.base_channels)]
+            corr = self._corrections(features, x)[:, : len(self.base_channels)]
             logits = (t - base) / temperature + corr
         return self.select(logits, thresholds)
 
@@ -216,7 +234,7 @@ class GroundResidualHead(Head):
             raise ValueError("GroundResidualHead needs the model input x.")
         with torch.autocast(features.device.type, enabled=False):
             base = x[:, self.height_channel : self.height_channel + 1].float()
-            corr = self._corrections(features)[:, -1:]
+            corr = self._corrections(features, x)[:, -1:]
             return (base + corr) * self.input_scale_m
 
 

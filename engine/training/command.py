@@ -183,7 +183,7 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
         in_channels = int(train_set[0]["image"].shape[0])
 
         seed_everything(config.seed, config.deterministic)
-        model_config = with_feature_args(config.model, manifest, thresholds)
+        model_config = with_feature_args(config.model, manifest, thresholds, config.dataset)
         model = model_config.build(thresholds, in_channels, config.batch_size)
         check_height_loss(config, model)
         loss = config.loss.build(len(thresholds), gap_fractions(manifest, thresholds))
@@ -280,11 +280,15 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
 
 
 def with_feature_args(
-    model: ModelConfig, manifest: dict[str, Any], thresholds: list[float]
+    model: ModelConfig,
+    manifest: dict[str, Any],
+    thresholds: list[float],
+    dataset: Path | None = None,
 ) -> ModelConfig:
     """``model`` with the head arguments a ``ground_residual`` head takes from the dataset's
-    feature channels: the adaptive-height channel of each threshold, and of the height output
-    (the threshold nearest 10 m)."""
+    feature channels: the adaptive-height channel of each threshold and of the height output
+    (the threshold nearest 10 m), and the openness guard (:data:`OPENNESS_PERCENTILE` of the
+    training pixels of ``dataset``; model arg ``openness_guard: false`` turns it off)."""
     if model.args.get("head") != "ground_residual":
         return model
     from engine.config.base import from_dict
@@ -298,8 +302,33 @@ def with_feature_args(
     spec = from_dict(FeatureSpec, manifest["features"])
     bases = base_channels(spec, thresholds)
     middle = min(range(len(thresholds)), key=lambda i: abs(thresholds[i] - 10.0))
-    args = {**model.args, "head_args": {"base_channels": bases, "height_channel": bases[middle]}}
-    return dataclasses.replace(model, args=args)
+    head_args: dict[str, Any] = {"base_channels": bases, "height_channel": bases[middle]}
+    if dataset is not None and model.args.get("openness_guard", 1.0):
+        channel = spec.openness_channel
+        head_args["openness_channel"] = channel
+        head_args["openness_floor"] = openness_floor(dataset, channel, OPENNESS_PERCENTILE)
+    args = {k: v for k, v in model.args.items() if k != "openness_guard"}
+    return dataclasses.replace(model, args={**args, "head_args": head_args})
+
+
+OPENNESS_PERCENTILE = 1.0
+"""The ground_residual head corrects the classical method only where the forest is at least as
+open as the most closed 1 % of the training pixels (fully from twice that openness)."""
+
+
+def openness_floor(dataset: Path, channel: int, percentile: float, max_tiles: int = 256) -> float:
+    """``percentile`` of the openness channel over valid training pixels (evenly spaced tiles)."""
+    import numpy as np
+
+    inputs = np.load(dataset / "train" / "inputs.npy", mmap_mode="r")
+    labels = np.load(dataset / "train" / "labels.npy", mmap_mode="r")
+    step = max(1, len(inputs) // max_tiles)
+    values = [
+        np.asarray(inputs[i, channel])[np.asarray(labels[i, 0]) != 255]
+        for i in range(0, len(inputs), step)
+    ]
+    flat = np.concatenate(values) if values else np.zeros(0, np.float32)
+    return float(np.percentile(flat, percentile)) if flat.size else 0.0
 
 
 def check_height_loss(config: TrainConfig, model: Any) -> None:

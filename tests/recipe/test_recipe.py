@@ -105,3 +105,25 @@ def test_untrained_ground_residual_model_is_the_classical_method(
     expected = gap_masks(heights, spec.thresholds)[:, :96, :96]
     ok = expected != 255
     assert ((logits > 0) == (expected == 1))[ok].mean() > 0.999
+
+
+def test_openness_guard_returns_the_classical_answer_in_closed_canopy() -> None:
+    """Below the openness floor the corrections vanish; above twice it they apply, bounded."""
+    import torch
+
+    from engine.models.heads import GroundResidualHead
+
+    head = GroundResidualHead(
+        4, [2.0, 5.0], [1, 2], 2, openness_channel=0, openness_floor=0.05, max_correction=3.0
+    )
+    torch.nn.init.constant_(head.conv.bias, 10.0)  # a large correction everywhere
+    x = torch.zeros(1, 3, 2, 2)
+    x[0, 1] = 0.1  # adaptive heights 1 m (threshold 2 m) and 2 m (threshold 5 m)
+    x[0, 2] = 0.2
+    x[0, 0] = torch.tensor([[0.0, 0.04], [0.1, 0.2]])  # openness: closed, closed, open, open
+    features = torch.zeros(1, 4, 2, 2)
+    logits = head(features, None, x)
+    base = torch.tensor([2.0 - 1.0, 5.0 - 2.0]).reshape(2, 1)
+    flat = logits[0].reshape(2, 4)
+    assert torch.allclose(flat[:, :2], base.expand(2, 2), atol=0.01)  # closed: classical
+    assert torch.all(flat[:, 2:] > base + 2.9) and torch.all(flat[:, 2:] <= base + 3.01)

@@ -11,7 +11,7 @@ STAMP_PIP := $(VENV)/.pip-stamp
 export OMP_NUM_THREADS ?= 2
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help setup test test-all lint format demo bench gpu-check package train-default docker-lint clean
+.PHONY: help setup test test-all lint format demo bench gpu-check package train-default crossval docker-lint clean
 
 help:
 	@echo "make demo    - set up, then run the whole pipeline on an embedded scene"
@@ -20,6 +20,8 @@ help:
 	@echo "make bench   - benchmarks -> bench/results.json, bench/results.md"
 	@echo "make gpu-check - the CUDA path in one run -> bench/work/gpu_check.json (CPU plan without a GPU)"
 	@echo "make package - installable QGIS plugin zip in dist/"
+	@echo "make crossval - leave-one-site-out cross-validation -> build/crossval/crossval.md"
+	@echo "make train-default - rebuild the default model and its card (needs ../shared/data)"
 
 # --- set-up -----------------------------------------------------------------------------------
 $(STAMP_APT):
@@ -97,6 +99,9 @@ package: setup
 
 train-default: setup
 	bash scripts/train_default.sh
+
+crossval: setup
+	$(PY) -m engine crossval --config resources/configs/crossval.yaml
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,11 +1,11 @@
 """Publish the default model and its model card (used by ``make train-default``).
 
-``model_card.py publish TRAINED DEST``: write DEST/default.safetensors (+ .json), the trained
-weights stored as float16 (half the size; loading casts them back to float32).
-``model_card.py card DEST/default.safetensors METRICS``: add the held-out metrics (metrics.json of
-``engine evaluate`` run on the published file) to its JSON description and write
-DEST/MODEL_CARD.md: data, thresholds, expected pixel size, held-out metrics per threshold next to
-the classical baseline on the same pixels, and the model's known limits.
+``model_card.py publish RECIPE_DIR DEST``: write DEST/default.safetensors (+ .json), the
+recipe's trained weights stored as float16 (half the size; loading casts them back).
+``model_card.py card DEST/default.safetensors METRICS RECIPE_DIR [CROSSVAL_JSON]``: add the
+held-out metrics (metrics.json of ``engine evaluate`` run on the *published* file: model,
+classical, ref21) and the leave-one-site-out summary to the model's description and write
+DEST/MODEL_CARD.md with both tables, losses included.
 """
 
 from __future__ import annotations
@@ -16,105 +16,143 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine.io.files import atomic_write_text
 from engine.models.modelfile import load_model, save_model
+from engine.recipe.table import crossval_table, table_markdown
 
 KEYS = ("iou", "f1", "precision", "recall", "kappa")
 
 
-def _table(aggregate: dict[str, Any]) -> tuple[dict[str, dict[str, dict[str, float]]], str]:
-    """Per method and threshold, the pixel metrics; plus a Markdown table."""
-    methods: dict[str, dict[str, dict[str, float]]] = {}
+def _methods(aggregate: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per method (model, classical, ref21) and threshold, the pixel metrics."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for name, block in aggregate["methods"].items():
-        label = "model" if name != "classical" else "classical"
-        methods[label] = {
+        label = name if name in ("classical", "ref21") else "model"
+        out[label] = {
             f"{t['threshold_m']:g}": {k: t["pixel"][k] for k in KEYS} for t in block["thresholds"]
         }
-    thresholds = list(next(iter(methods.values())))
-    heads = " | ".join(f"{m} {k}" for m in methods for k in ("IoU", "F1"))
-    lines = [f"| threshold | {heads} |"]
-    lines.append("|---" * (1 + 2 * len(methods)) + "|")
-    for t in thresholds:
-        cells = [f"{methods[m][t][k]:.3f}" for m in methods for k in ("iou", "f1")]
+    return out
+
+
+def holdout_markdown(methods: dict[str, dict[str, dict[str, float]]]) -> str:
+    """IoU and F1 per threshold and method, the best IoU in bold."""
+    order = [m for m in ("model", "classical", "ref21") if m in methods]
+    lines = ["| threshold | " + " | ".join(f"{m} IoU | {m} F1" for m in order) + " |"]
+    lines.append("|---" * (1 + 2 * len(order)) + "|")
+    for t in methods["model"]:
+        best = max(methods[m][t]["iou"] for m in order)
+        cells = []
+        for m in order:
+            iou = f"{methods[m][t]['iou']:.3f}"
+            cells += [f"**{iou}**" if methods[m][t]["iou"] == best else iou]
+            cells += [f"{methods[m][t]['f1']:.3f}"]
         lines.append(f"| {t} m | " + " | ".join(cells) + " |")
-    return methods, "\n".join(lines)
+    return "\n".join(lines)
 
 
-def publish(trained: str, dest: str) -> None:
+def publish(recipe_dir: str, dest: str) -> None:
     """Write DEST/default.safetensors (+ .json) with float16 weights."""
-    model, desc = load_model(trained)
+    model, desc = load_model(Path(recipe_dir) / "model.safetensors")
     save_model(Path(dest) / "default.safetensors", model, desc, weights_dtype="float16")
 
 
-def card(model_path: str, metrics_path: str) -> None:
-    """Add held-out metrics to the published model's description; write MODEL_CARD.md."""
+def _crossval(path: str | None) -> tuple[dict[str, Any] | None, str]:
+    if not path or not Path(path).is_file():
+        return None, "Not run for this file: `make crossval` writes `build/crossval/crossval.md`."
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    table = crossval_table(doc["sites"], doc["thresholds"])
+    return table, table_markdown(table)
+
+
+def card(model_path: str, metrics_path: str, recipe_dir: str, crossval: str | None = None) -> None:
+    """Add held-out and cross-validation metrics to the description; write MODEL_CARD.md."""
     metrics = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
-    held_out, table = _table(metrics["aggregate"])
+    held_out = _methods(metrics["aggregate"])
+    cv, cv_md = _crossval(crossval)
+    recipe = yaml.safe_load((Path(recipe_dir) / "recipe.yaml").read_text(encoding="utf-8"))
+    classical = yaml.safe_load((Path(recipe_dir) / "classical.yaml").read_text(encoding="utf-8"))
     model, desc = load_model(model_path)
-    desc = dataclasses.replace(
-        desc, metrics={**desc.metrics, "holdout_harv": held_out, "holdout_site": "HARV east 30 %"}
-    )
+    extra = {"holdout_harv": held_out, "holdout_site": "HARV east 30 %"}
+    if cv is not None:
+        extra["crossval"] = {"mean": cv["mean"], "wins": cv["wins"], "thresholds": cv["thresholds"]}
+    desc = dataclasses.replace(desc, metrics={**desc.metrics, **extra})
     out = Path(model_path).parent
     save_model(out / "default.safetensors", model, desc, weights_dtype="float16")
-    card = f"""# Default canopy gap model
+    text = CARD.format(
+        architecture=json.dumps(desc.architecture.get("args", {})),
+        name=desc.architecture.get("name"),
+        thresholds=", ".join(f"{t:g}" for t in desc.thresholds),
+        pixel=desc.pixel_size,
+        features=json.dumps({k: v for k, v in desc.features.items() if k != "adaptive"}),
+        adaptive=json.dumps(classical["adaptive"]),
+        sites=", ".join(s["name"] for s in recipe["sites"]),
+        train=json.dumps(recipe["train"]),
+        dataset=json.dumps(recipe["dataset"]),
+        holdout=holdout_markdown(held_out),
+        crossval=cv_md,
+    )
+    atomic_write_text(out / "MODEL_CARD.md", text)
+    print(holdout_markdown(held_out))
+
+
+CARD = """# Default canopy gap model
 
 `default.safetensors` (weights stored as float16, JSON description in the file header;
 `default.json` repeats the description). Rebuild it with `make train-default` (needs
-`../shared/data`; recipe: `resources/configs/default-dataset.yaml`,
-`resources/configs/train-default.yaml`, `scripts/train_default.sh`).
+`../shared/data`; recipe `resources/configs/default-recipe.yaml`, driver
+`scripts/train_default.sh`), and its cross-validation with `make crossval`
+(`resources/configs/crossval.yaml`).
 
-- Architecture: `{desc.architecture.get("name")}` {json.dumps(desc.architecture.get("args", {}))}:
-  a U-Net whose `residual_height` head predicts a canopy height map as "height above the local
-  low surface" plus a learned correction (zero at initialisation), thresholded at each t:
-  gap masks are nested across thresholds by construction, and any threshold can be asked for.
-- Thresholds: {", ".join(f"{t:g}" for t in desc.thresholds)} m (gap where canopy height <= t).
-- Expected input: a single-band DSM in a projected CRS in metres, pixel size {desc.pixel_size} m
+- Architecture: `{name}` {architecture}: a U-Net fed feature channels (below) whose
+  `ground_residual` head adds bounded, learned corrections (zero at initialisation) to the
+  adaptive classical method's decision at each threshold: untrained, the model *is* the
+  classical method. Where the forest is more closed than the most closed 1 % of the training
+  pixels (openness guard) the corrections are switched off. It also outputs a canopy height
+  (`infer --heights`).
+- Thresholds: {thresholds} m (gap where canopy height <= t). Only these thresholds.
+- Expected input: a single-band DSM in a projected CRS in metres, pixel size {pixel} m
   (other pixel sizes: `resample: true`), lidar-like (ground visible in gaps).
-- Normalisation: {json.dumps(desc.normalisation)}.
-- Loss: binary cross-entropy per threshold on valid pixels; AdamW, warm-up + cosine schedule.
+- Feature channels (engine.features): {features}, plus openness and the adaptive method's
+  height above ground per threshold, its parameters tuned on the training pixels:
+  {adaptive}.
+- Training: {train}.
+- Dataset: {dataset}.
 
 ## Training data
-Real sites from `../shared/data`, all at 1 m: NEON Harvard Forest (HARV, lidar DSM, labels from
-DSM - DTM, western 70 % only), lidR Topography (lidar DSM and DTM, hilly Quebec, resampled from
-2 m) and lidR MixedConifer (a CHM only: DSM = CHM + synthetic terrain with slopes, ridges and
-valleys, so the model learns to separate canopy from ground). Tiles of 128 px, 64 px overlap,
-flips/rotations; 15 % of the non-held-out tiles (spatial blocks) for checkpoint selection.
-
-ForestGapR's closed tropical CHMs (Ducke, Cauaxi 2012 and 2014, < 1 % gaps at 2 m) with
-synthetic terrain were tried and left out: under closed canopy the local low surface lies on the
-canopy, and the model learned to add height there. With them, held-out IoU was
-0.740/0.847/0.907/0.913/0.888; without them 0.848/0.870/0.927/0.939/0.933 (same recipe).
-Caveat: this choice between two dataset variants was first made after seeing both held-out
-results. Checked afterwards on validation data only (the 6 HARV validation tiles common to both
-runs, outside the held-out block), the same variant wins at every threshold (IoU
-0.862/0.914/0.925/0.937/0.920 vs 0.859/0.910/0.924/0.929/0.907), so selection by validation
-would have made the same choice; training and checkpoint selection never used the block.
-The normalisation (32 m, 0.5th percentile) was chosen on HARV's western
-training part only.
+The seven shared lidar sites with a DTM ({sites}), labels from DSM - DTM, resampled to 1 m;
+HARV's eastern 30 % is held out (never seen by tuning, training or checkpoint selection).
+Terrain copies put each site's real DSM and DTM on a tilted, bent surface (slopes up to 40
+degrees) for the training split.
 
 ## Held-out accuracy (HARV east 30 %, 324 x 898 m)
-Pixel metrics from confusion counts summed over the block; labels (DSM - DTM) <= t. The
-classical baseline is DSM minus a smoothed local minimum (30 m window, 10 m smoothing) on the
-same pixels. The figures are from the shipped float16 file, run through `engine infer`.
+Pixel IoU/F1 from confusion counts summed over the block; labels (DSM - DTM) <= t; the
+published float16 file run through `engine infer`. `classical` is the adaptive classical method
+with the tuned parameters above, `ref21` the two-line filter `uniform(minimum(dsm, 21 m), 21 m)`.
 
-{table}
+{holdout}
 
-Full report: `make train-default` writes `build/default-model/holdout-report/report.md`.
+## Leave-one-site-out cross-validation
+For each site: tune the classical method and train on the six others (a shorter schedule than
+this file: see `resources/configs/crossval.yaml`), evaluate on it. Gap IoU per site and
+threshold, the best in bold; losses included.
+
+{crossval}
 
 ## Known limits
-- Trained on about 0.8 km² of temperate forest (HARV, Quebec) and one small conifer stand:
-  expect lower accuracy in other forest types; fine-tune with the train algorithm on local data.
-- Needs ground visible within each 32 m block: the low surface is a local low percentile of the
-  DSM. Under closed canopy (typical of photogrammetric DSMs and tropical forest) it sits on the
-  canopy and low-threshold gaps are missed; use a DTM-based CHM there.
+- Seven sites, about 2.5 km² of lidar: temperate broadleaf (HARV), hilly mixed (Quebec),
+  steep closed conifer (New Zealand), open woodland (Hawaii), second-growth conifer (British
+  Columbia), open pine (Tahoe, Florida). Boreal and tropical forests are not in it.
+- The corrections are small by design: the model cannot find gaps the classical method misses
+  by more than a few metres of height. Under near-gapless closed canopy (more closed than any
+  training forest) it returns the classical answer.
 - Lidar DSMs at 1 m; photogrammetric DSMs (smoother, no ground under canopy) were not in the
   training data.
 """
-    atomic_write_text(out / "MODEL_CARD.md", card)
-    print(table)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("publish", "card"):
+    if len(sys.argv) < 4 or sys.argv[1] not in ("publish", "card"):
         raise SystemExit(__doc__)
     (publish if sys.argv[1] == "publish" else card)(*sys.argv[2:])

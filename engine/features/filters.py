@@ -49,13 +49,15 @@ def box_mean(
 ) -> NDArray[np.float64]:
     """Mean of ``values`` over the defined pixels of each ``size`` square (NaN where none);
     ``count`` (the box sum of ``defined``) may be passed when already known."""
-    q = np.rint(np.where(defined, values, 0.0) * MM)
+    q = np.multiply(values, MM, dtype=np.float64)
+    q[~defined] = 0.0
+    np.rint(q, out=q)
     num = box_sum(q, size)
     den = box_sum(defined, size) if count is None else count
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / (MM * den)
-    out[den == 0] = np.nan
-    return out
+        num /= MM * den
+    num[den == 0] = np.nan
+    return num
 
 
 def box_fraction(

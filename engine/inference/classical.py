@@ -117,7 +117,12 @@ class ClassicalConfig(Config):
         },
     )
     band_rows: int = field(
-        default=256, metadata={"help": "Rows processed per streamed band.", "check": positive}
+        default=512,
+        metadata={
+            "help": "Rows processed per streamed band (each is read with the method's context of "
+            "up to 71 rows above and below).",
+            "check": positive,
+        },
     )
 
     def validate(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 
@@ -58,6 +59,8 @@ def dist_context(timeout_s: float = 1800.0) -> DistContext:
     """Join the torchrun process group if there is one (gloo backend)."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    if world <= 1 and "torch" not in sys.modules:
+        return DistContext()  # no process group can exist: do not import torch (about 2 s)
     try:
         import torch.distributed as dist
     except ImportError:  # pragma: no cover

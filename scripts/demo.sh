@@ -44,10 +44,10 @@ step "2/4 infer: default model ($MODEL) -> gap masks + polygons"
 run_alg infer DSM="$OUT/scene/dsm.tif" MODEL="$MODEL" MIN_GAP_AREA=0 \
   OUTPUT="$OUT/gaps.tif" POLYGONS="$OUT/gaps.gpkg"
 
-step "3/4 classical: DSM minus smoothed local minimum (no model)"
+step "3/4 classical: the adaptive classical method (no model)"
 run_alg classical DSM="$OUT/scene/dsm.tif" OUTPUT="$OUT/classical.tif"
 
-step "4/4 evaluate: model and classical method against labels from DSM - DTM"
+step "4/4 evaluate: model, classical method and ref21 against labels from DSM - DTM"
 run_alg evaluate PREDICTION="$OUT/gaps.tif" DSM="$OUT/scene/dsm.tif" \
   REFERENCE="$OUT/scene/dtm.tif" REFERENCE_KIND=1 CLASSICAL=1 SITE_NAME=demo OUTPUT="$OUT/report"
 
@@ -56,9 +56,11 @@ import json, sys
 out, scene = sys.argv[1], sys.argv[2]
 m = json.load(open(f"{out}/report/metrics.json"))
 methods = m["aggregate"]["methods"]
-names = sorted(methods, key=lambda n: n == "classical")
+baselines = ("classical", "ref21")
+names = sorted(methods, key=lambda n: (n in baselines, n))
+label = {n: n if n in baselines else "model" for n in names}
 print(f"\nGap IoU / F1 per threshold on the {scene} (pixel counts summed over the scene):\n")
-print(f"{'threshold':>10} " + " ".join(f"{('model' if n != 'classical' else n) + ' IoU':>15} {'F1':>6}" for n in names))
+print(f"{'threshold':>10} " + " ".join(f"{label[n] + ' IoU':>15} {'F1':>6}" for n in names))
 for i, t in enumerate(m["thresholds"]):
     cells = []
     for n in names:

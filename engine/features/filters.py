@@ -118,3 +118,65 @@ def slope(surface: NDArray[np.float64], pixel_size: float) -> NDArray[np.float32
     out = (np.sqrt(total) / pixel_size).astype(np.float32)
     out[np.isnan(surface)] = np.nan
     return out
+
+
+def pool_minimum(
+    values: NDArray[np.floating], valid: NDArray[np.bool_], factor: int
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Minimum of the valid pixels of each ``factor`` x ``factor`` cell (NaN: none valid), and
+    the cells' validity. A last partial row or column of cells counts the missing pixels as
+    invalid, as beyond a raster's edge."""
+    if factor == 1:
+        return np.where(valid, values, np.nan).astype(np.float64), valid.copy()
+    h, w = values.shape
+    hc, wc = -(-h // factor), -(-w // factor)
+    filled = np.full((hc * factor, wc * factor), np.inf)
+    filled[:h, :w] = np.where(valid, values, np.inf)
+    low = filled.reshape(hc, factor, wc, factor).min(axis=(1, 3))
+    ok = np.isfinite(low)
+    low[~ok] = np.nan
+    return low, ok
+
+
+def upsample(
+    coarse: NDArray[np.floating], factor: int, shape: tuple[int, ...]
+) -> NDArray[np.float32]:
+    """Bilinear values of a grid of ``factor`` x ``factor`` cells at the centres of the pixels
+    of ``shape`` (cell ``I`` holds pixels ``factor*I .. factor*I + factor-1``). Undefined (NaN)
+    neighbours, and those beyond the array, drop out with the weights renormalised, so a window
+    gives the whole-image values wherever its cells' neighbours are inside it. float32 (heights
+    in metres to about 0.1 mm)."""
+    out = np.asarray(coarse, dtype=np.float32)
+    if factor == 1:
+        return out[: shape[0], : shape[1]].copy()
+    for axis, size in ((0, shape[0]), (1, shape[1])):
+        out = _upsample_axis(out, factor, axis)
+        out = out[:size] if axis == 0 else out[:, :size]
+    return np.ascontiguousarray(out)
+
+
+def _upsample_axis(c: NDArray[np.float32], factor: int, axis: int) -> NDArray[np.float32]:
+    """One axis of :func:`upsample`: sub-pixel ``k`` of cell ``I`` mixes cell ``I`` with its
+    neighbour on the sub-pixel's side, weights by distance; a NaN neighbour drops out."""
+
+    def along(sl: slice) -> tuple[slice, ...]:
+        return (sl, slice(None)) if axis == 0 else (slice(None), sl)
+
+    shape = list(c.shape)
+    shape[axis] *= factor
+    out = np.empty(shape, dtype=np.float32)
+    for k in range(factor):
+        offset = (k + 0.5) / factor - 0.5  # sub-pixel position relative to its cell centre
+        weight = abs(offset)
+        mixed = np.full_like(c, np.nan)  # the neighbour on the sub-pixel's side
+        if offset > 0:
+            mixed[along(slice(None, -1))] = c[along(slice(1, None))]
+        else:
+            mixed[along(slice(1, None))] = c[along(slice(None, -1))]
+        mixed *= np.float32(weight)
+        mixed += np.float32(1.0 - weight) * c
+        lost = np.isnan(mixed)  # the neighbour (or the cell) is undefined
+        if lost.any():
+            mixed[lost] = c[lost]
+        out[along(slice(k, None, factor))] = mixed
+    return out

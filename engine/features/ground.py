@@ -31,7 +31,15 @@ from numpy.typing import NDArray
 
 from engine.config.base import Config, positive
 from engine.errors import ConfigError
-from engine.features.filters import box_fraction, box_sum, odd_px, slope, smoothed_minimum
+from engine.features.filters import (
+    box_fraction,
+    box_sum,
+    odd_px,
+    pool_minimum,
+    slope,
+    smoothed_minimum,
+    upsample,
+)
 
 
 @dataclass(frozen=True)
@@ -56,15 +64,15 @@ class AdaptiveParams(Config):
         metadata={"help": "Thresholds (m) of the table below."},
     )
     small_window_m: list[float] = field(
-        default_factory=lambda: [13, 17, 21, 21, 21],
+        default_factory=lambda: [14, 18, 18, 18, 18],
         metadata={"help": "Small (open-forest) ground window per threshold (m)."},
     )
     small_slope: list[float] = field(
-        default_factory=lambda: [0.75, 0.75, 0.75, 1.0, 0.75],
+        default_factory=lambda: [0.75, 0.75, 0.75, 0.75, 0.75],
         metadata={"help": "Slope coefficient of the small window per threshold."},
     )
     large_window_m: list[float] = field(
-        default_factory=lambda: [31, 41, 31, 31, 31],
+        default_factory=lambda: [34, 42, 30, 30, 30],
         metadata={"help": "Large (closed-canopy) ground window per threshold (m)."},
     )
     large_slope: list[float] = field(
@@ -72,25 +80,25 @@ class AdaptiveParams(Config):
         metadata={"help": "Slope coefficient of the large window per threshold."},
     )
     openness_window_m: float = field(
-        default=81.0,
+        default=82.0,
         metadata={"help": "Window (m) over which openness is measured.", "check": positive},
     )
     openness_low_m: float = field(
-        default=2.0,
+        default=3.0,
         metadata={
             "help": "A pixel counts as open ground when at most this high (m).",
             "check": positive,
         },
     )
     openness_ground_window_m: float = field(
-        default=31.0,
+        default=30.0,
         metadata={"help": "Window (m) of the reference ground of openness.", "check": positive},
     )
     openness_ground_slope: float = field(
         default=0.5, metadata={"help": "Slope coefficient of the reference ground of openness."}
     )
     open_share: float = field(
-        default=0.05,
+        default=0.15,
         metadata={"help": "Openness at which small and large windows weigh the same (0-1)."},
     )
     ramp: float = field(
@@ -139,90 +147,172 @@ class AdaptiveParams(Config):
 REF21 = Ground(21.0, 0.0)
 
 
+GROUND_FACTOR = 2
+"""Ground estimates are computed on cells of ``GROUND_FACTOR`` x ``GROUND_FACTOR`` pixels (the
+minimum of each cell's valid pixels), then interpolated bilinearly to the pixels: grounds are
+smooth over their 10-80 m windows, and a 2 x 2 grid does a quarter of the filtering work."""
+
+
 class GroundStack:
-    """Ground estimates of one DSM window, each computed once (smoothed minima shared)."""
+    """Ground estimates of one DSM window, each computed once (smoothed minima shared).
+
+    Works on the cell grid (:data:`GROUND_FACTOR`): a window must start at a row and column of
+    the raster that are multiples of the factor (callers align their reads; see
+    :func:`aligned_origin`), so that its cells are the raster's cells.
+    """
 
     def __init__(
-        self, values: NDArray[np.floating], valid: NDArray[np.bool_], pixel_size: float
+        self,
+        values: NDArray[np.floating],
+        valid: NDArray[np.bool_],
+        pixel_size: float,
+        factor: int = GROUND_FACTOR,
     ) -> None:
         self.values, self.valid, self.pixel_size = values, valid, pixel_size
+        self.factor, self.cell = factor, pixel_size * factor
+        self.cells, self.cells_valid = pool_minimum(values, valid, factor)
         self._minima: dict[int, NDArray[np.float64]] = {}
         self._slopes: dict[int, NDArray[np.float32]] = {}
         self._counts: dict[int, NDArray[np.float64]] = {}
+        self._fine: dict[object, NDArray[np.float32]] = {}
 
+    # -- on the cell grid ------------------------------------------------------------------
     def count(self, size: int) -> NDArray[np.float64]:
-        """Valid pixels in each ``size`` square (shared by every mean over that size)."""
+        """Valid cells in each ``size`` square (shared by every mean over that size)."""
         if size not in self._counts:
-            self._counts[size] = box_sum(self.valid, size)
+            self._counts[size] = box_sum(self.cells_valid, size)
         return self._counts[size]
 
-    def minimum(self, window_m: float) -> NDArray[np.float64]:
-        """Smoothed minimum over ``window_m`` (window and smoothing alike)."""
-        w = odd_px(window_m, self.pixel_size)
+    def _cells_of(self, window_m: float) -> int:
+        return odd_px(window_m, self.cell)
+
+    def cell_minimum(self, window_m: float) -> NDArray[np.float64]:
+        """Smoothed minimum over ``window_m`` (window and smoothing alike), per cell."""
+        w = self._cells_of(window_m)
         if w not in self._minima:
-            self._minima[w] = smoothed_minimum(self.values, self.valid, w, w, self.count(w))
+            self._minima[w] = smoothed_minimum(self.cells, self.cells_valid, w, w, self.count(w))
         return self._minima[w]
 
-    def prefetch(self, windows_m: Sequence[float], slopes: bool = True) -> None:
-        """Compute the smoothed minima (and their slopes) of ``windows_m`` two at a time: the
-        filters release the GIL, so a second core works on another window."""
-        todo = sorted({odd_px(w, self.pixel_size) for w in windows_m} - set(self._minima))
+    def cell_slope(self, window_m: float) -> NDArray[np.float32]:
+        """Gradient magnitude (m/m) of :meth:`cell_minimum`, per cell."""
+        w = self._cells_of(window_m)
+        if w not in self._slopes:
+            # only at valid cells: beyond the raster's edge the minimum is defined in a padded
+            # window but not in a whole image, and slopes must not depend on that
+            m = np.where(self.cells_valid, self.cell_minimum(window_m), np.nan)
+            self._slopes[w] = slope(m, self.cell)
+        return self._slopes[w]
+
+    def prefetch(self, windows_m: Sequence[float]) -> None:
+        """Compute the smoothed minima and slopes of ``windows_m`` two at a time: the filters
+        release the GIL, so a second core works on another window."""
+        todo = sorted({self._cells_of(w) for w in windows_m} - set(self._minima))
         for w in todo:
             self.count(w)  # shared counts first (dict writes stay in this thread)
 
-        def one(w: int) -> tuple[int, NDArray[np.float64], NDArray[np.float32] | None]:
-            m = smoothed_minimum(self.values, self.valid, w, w, self._counts[w])
-            return w, m, slope(np.where(self.valid, m, np.nan), self.pixel_size) if slopes else None
+        def one(w: int) -> tuple[int, NDArray[np.float64], NDArray[np.float32]]:
+            m = smoothed_minimum(self.cells, self.cells_valid, w, w, self._counts[w])
+            return w, m, slope(np.where(self.cells_valid, m, np.nan), self.cell)
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             for w, m, g in pool.map(one, todo):
-                self._minima[w] = m
-                if g is not None:
-                    self._slopes[w] = g
+                self._minima[w], self._slopes[w] = m, g
 
-    def slope(self, window_m: float) -> NDArray[np.float32]:
-        """Gradient magnitude of :meth:`minimum` (m/m)."""
-        w = odd_px(window_m, self.pixel_size)
-        if w not in self._slopes:
-            # only at valid DSM pixels: beyond the raster's edge the minimum is defined in a
-            # padded window but not in a whole image, and slopes must not depend on that
-            m = np.where(self.valid, self.minimum(window_m), np.nan)
-            self._slopes[w] = slope(m, self.pixel_size)
-        return self._slopes[w]
-
-    def ground(self, g: Ground) -> NDArray[np.float64]:
-        """Ground estimate ``g`` (metres; NaN where undefined)."""
-        m = self.minimum(g.window_m)
+    def cell_ground(self, g: Ground) -> NDArray[np.float64]:
+        """Ground estimate ``g`` per cell (metres; NaN where undefined)."""
+        m = self.cell_minimum(g.window_m)
         if g.slope == 0:
             return m
-        radius = odd_px(g.window_m, self.pixel_size) * self.pixel_size / 2
-        return m + (g.slope * radius) * self.slope(g.window_m)
+        radius = self._cells_of(g.window_m) * self.cell / 2
+        return m + (g.slope * radius) * self.cell_slope(g.window_m)
 
-    def openness(self, params: AdaptiveParams) -> NDArray[np.float64]:
-        """Share of valid pixels within ``openness_window_m`` that lie low (NaN: none valid)."""
-        low = (self.values - self.ground(params.openness_ground)) <= params.openness_low_m
-        size = odd_px(params.openness_window_m, self.pixel_size)
-        return box_fraction(low & self.valid, self.valid, size, self.count(size))
+    def cell_openness(self, params: AdaptiveParams) -> NDArray[np.float64]:
+        """Share of valid cells within ``openness_window_m`` whose lowest point lies at most
+        ``openness_low_m`` above the reference ground (NaN: none valid)."""
+        low = (self.cells - self.cell_ground(params.openness_ground)) <= params.openness_low_m
+        size = self._cells_of(params.openness_window_m)
+        return box_fraction(low & self.cells_valid, self.cells_valid, size, self.count(size))
+
+    # -- on the pixels -----------------------------------------------------------------------
+    def fine(self, key: object, cells: NDArray[np.floating]) -> NDArray[np.float32]:
+        """``cells`` interpolated to the pixels (cached under ``key``). Only valid cells take
+        part: beyond a raster's edge a windowed filter is defined where a whole image has no
+        cell at all, and the pixels must not depend on that."""
+        if key not in self._fine:
+            inside = np.where(self.cells_valid, cells, np.nan)
+            self._fine[key] = upsample(inside, self.factor, self.values.shape)
+        return self._fine[key]
+
+    def grounds(self, grounds: Sequence[Ground]) -> list[NDArray[np.float32]]:
+        """:meth:`ground` of each of ``grounds``, interpolated two at a time (threads: numpy
+        releases the GIL on whole arrays)."""
+        cells = {(self._cells_of(g.window_m), g.slope): self.cell_ground(g) for g in grounds}
+        todo = [k for k in cells if ("ground", *k) not in self._fine]
+
+        def one(key: tuple[int, float]) -> NDArray[np.float32]:
+            inside = np.where(self.cells_valid, cells[key], np.nan)
+            return upsample(inside, self.factor, self.values.shape)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for key, fine in zip(todo, pool.map(one, todo), strict=True):
+                self._fine[("ground", *key)] = fine
+        return [self.ground(g) for g in grounds]
+
+    def minimum(self, window_m: float) -> NDArray[np.float32]:
+        """Smoothed minimum over ``window_m`` at the pixels."""
+        return self.fine(("min", self._cells_of(window_m)), self.cell_minimum(window_m))
+
+    def slope(self, window_m: float) -> NDArray[np.float32]:
+        """Slope of :meth:`minimum` at the pixels (m/m)."""
+        return self.fine(("slope", self._cells_of(window_m)), self.cell_slope(window_m))
+
+    def ground(self, g: Ground) -> NDArray[np.float32]:
+        """Ground estimate ``g`` at the pixels (metres; NaN where undefined)."""
+        return self.fine(("ground", self._cells_of(g.window_m), g.slope), self.cell_ground(g))
+
+    def openness(self, params: AdaptiveParams) -> NDArray[np.float32]:
+        """:meth:`cell_openness` at the pixels."""
+        key = ("open", *(getattr(params, k) for k in OPENNESS_KEYS))
+        return self.fine(key, self.cell_openness(params))
 
 
-def ground_halo_px(g: Ground, pixel_size: float) -> int:
-    """Context each side that makes a windowed ground estimate exact."""
-    return odd_px(g.window_m, pixel_size) - 1 + (1 if g.slope else 0)
+OPENNESS_KEYS = (
+    "openness_window_m",
+    "openness_low_m",
+    "openness_ground_window_m",
+    "openness_ground_slope",
+)
+
+
+def aligned_origin(origin: int, factor: int = GROUND_FACTOR) -> int:
+    """Rows (or columns) to drop from a read starting at ``origin`` so that it starts on a cell
+    boundary of the raster's ground grid."""
+    return origin % factor
+
+
+def ground_halo_px(g: Ground, pixel_size: float, factor: int = GROUND_FACTOR) -> int:
+    """Context each side (pixels) that makes a windowed ground estimate exact: the cells of the
+    minimum and the smoothing, one more for the slope and one for the interpolation, plus one
+    cell of slack for aligning the window to the grid."""
+    cells = odd_px(g.window_m, pixel_size * factor) - 1 + (1 if g.slope else 0) + 1
+    return factor * (cells + 1)
 
 
 def adaptive_halo_px(params: AdaptiveParams, thresholds: Sequence[float], pixel_size: float) -> int:
     """Context each side that makes windowed adaptive heights exact."""
     grounds = params.grounds(thresholds)
     halo = max(ground_halo_px(g, pixel_size) for g in grounds)
-    opened = ground_halo_px(params.openness_ground, pixel_size)
-    return max(halo, opened + odd_px(params.openness_window_m, pixel_size) // 2)
+    box = odd_px(params.openness_window_m, pixel_size * GROUND_FACTOR) // 2
+    opened = ground_halo_px(params.openness_ground, pixel_size) + GROUND_FACTOR * box
+    return max(halo, opened)
 
 
-def open_weight(openness: NDArray[np.float64], params: AdaptiveParams) -> NDArray[np.float64]:
+def open_weight(openness: NDArray[np.floating], params: AdaptiveParams) -> NDArray[np.float32]:
     """Weight of the small-window ground: 1 in open forest, 0 under closed canopy."""
+    share = np.nan_to_num(openness, nan=0.0).astype(np.float32)
     if params.ramp <= 0:
-        return (np.nan_to_num(openness, nan=0.0) >= params.open_share).astype(np.float64)
-    w = (np.nan_to_num(openness, nan=0.0) - params.open_share) / params.ramp + 0.5
+        return (share >= params.open_share).astype(np.float32)
+    w = (share - np.float32(params.open_share)) / np.float32(params.ramp) + np.float32(0.5)
     return np.clip(w, 0.0, 1.0)
 
 
@@ -231,11 +321,14 @@ def adaptive_heights(
 ) -> NDArray[np.float32]:
     """Heights above the adaptive ground, one band per threshold (NaN where undefined)."""
     stack.prefetch([g.window_m for g in params.grounds(thresholds)])
+    stack.grounds([g for t in thresholds for g in params.at(t)])
     weight = open_weight(stack.openness(params), params)
+    rest = np.float32(1.0) - weight
     out = np.empty((len(thresholds), *stack.values.shape), dtype=np.float32)
     for i, t in enumerate(thresholds):
         small, large = params.at(t)
-        ground = weight * stack.ground(small) + (1.0 - weight) * stack.ground(large)
+        ground = weight * stack.ground(small)
+        ground += rest * stack.ground(large)
         out[i] = _heights(stack, ground)
     return out
 
@@ -245,7 +338,7 @@ def ground_heights(stack: GroundStack, g: Ground) -> NDArray[np.float32]:
     return _heights(stack, stack.ground(g))
 
 
-def _heights(stack: GroundStack, ground: NDArray[np.float64]) -> NDArray[np.float32]:
-    h = stack.values.astype(np.float64) - ground
+def _heights(stack: GroundStack, ground: NDArray[np.floating]) -> NDArray[np.float32]:
+    h = np.subtract(stack.values, ground, dtype=np.float32)
     h[~(stack.valid & np.isfinite(ground))] = np.nan
-    return h.astype(np.float32)
+    return h

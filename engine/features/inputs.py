@@ -30,6 +30,7 @@ from engine.data.normalise import (
     low_surface_from_strips,
     normalise_window,
 )
+from engine.features.ground import aligned_origin
 from engine.features.spec import FeatureSpec
 
 ReadFn = Callable[[int, int, int, int], tuple[NDArray[np.float32], NDArray[np.bool_]]]
@@ -68,8 +69,11 @@ class FeatureTransform:
         self, values: NDArray[np.float32], valid: NDArray[np.bool_], row: int, col: int
     ) -> NDArray[np.float32]:
         h = self.halo
-        x = self.spec.compute(values, valid, self.pixel_size)
-        return x[:, h : x.shape[1] - h, h : x.shape[2] - h]
+        # compute from the first row/column on the ground grid's cells (0 or 1 dropped)
+        dr, dc = aligned_origin(row - h), aligned_origin(col - h)
+        x = self.spec.compute(values[dr:, dc:], valid[dr:, dc:], self.pixel_size)
+        rows, cols = values.shape[0] - 2 * h, values.shape[1] - 2 * h
+        return x[:, h - dr : h - dr + rows, h - dc : h - dc + cols]
 
     def whole(self, dsm: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.float32]:
         return self.spec.compute(dsm, valid, self.pixel_size)

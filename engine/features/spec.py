@@ -44,7 +44,7 @@ class FeatureSpec(Config):
 
     method: str = field(default=FEATURES_METHOD, metadata={"help": "Feature method."})
     windows_m: list[float] = field(
-        default_factory=lambda: [5.0, 9.0, 17.0, 33.0, 65.0],
+        default_factory=lambda: [6.0, 10.0, 18.0, 34.0, 66.0],
         metadata={"help": "Smoothed-minimum windows (m) of the multi-scale channels."},
     )
     thresholds: list[float] = field(

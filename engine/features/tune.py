@@ -35,12 +35,13 @@ class TuningSite:
 class TuningGrid:
     """Candidate values searched by :func:`tune_adaptive`."""
 
-    small_window_m: Sequence[float] = (9, 11, 13, 15, 17, 21)
+    # windows are whole numbers of 2 m ground cells (odd counts) at 1 m pixels
+    small_window_m: Sequence[float] = (10, 14, 18, 22, 26)
     small_slope: Sequence[float] = (0.25, 0.5, 0.75, 1.0)
-    large_window_m: Sequence[float] = (25, 31, 41, 51)
+    large_window_m: Sequence[float] = (26, 30, 34, 42, 50)
     large_slope: Sequence[float] = (0.25, 0.5, 0.75)
     openness_low_m: Sequence[float] = (2.0, 3.0)
-    openness_window_m: Sequence[float] = (61.0, 81.0)
+    openness_window_m: Sequence[float] = (62.0, 82.0)
     open_share: Sequence[float] = (0.05, 0.075, 0.1, 0.15)
     ramp: Sequence[float] = (0.05, 0.1)
     max_samples: int = 100_000

@@ -182,9 +182,8 @@ def classical_bands(
         blocks = column_blocks(width, b - a, halo, BLOCK_PX)
         for n, (c0, c1) in enumerate(blocks):
             values, valid = read(a - halo, c0 - halo, b - a + 2 * halo, c1 - c0 + 2 * halo)
-            h = method.heights(values, valid, pixel_size)
+            h = method.window(values, valid, a, c0, pixel_size)
             del values, valid
-            h = np.ascontiguousarray(h[:, halo : halo + b - a, halo : halo + c1 - c0])
             yield a, c0, gap_masks(h, method.thresholds), [h] if with_heights else []
             reporter.progress((i - first + (n + 1) / len(blocks)) / (stop - first), "classical")
 

@@ -21,7 +21,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.features.filters import odd_px, smoothed_minimum
-from engine.features.ground import AdaptiveParams, GroundStack, adaptive_halo_px, adaptive_heights
+from engine.features.ground import (
+    AdaptiveParams,
+    GroundStack,
+    adaptive_halo_px,
+    adaptive_heights,
+    aligned_origin,
+)
 
 METHODS = ("adaptive", "smoothed_minimum")
 REF21 = {"method": "smoothed_minimum", "window_m": 21.0, "smoothing_m": 21.0}
@@ -56,10 +62,30 @@ class ClassicalMethod:
             return [f"height above ground for gaps <= {t:g} m (m)" for t in self.thresholds]
         return ["height above the smoothed local minimum (m)"]
 
+    def window(
+        self,
+        values: NDArray[np.floating],
+        valid: NDArray[np.bool_],
+        row: int,
+        col: int,
+        pixel_size: float,
+    ) -> NDArray[np.float32]:
+        """Heights of the window at ``(row, col)`` from a read with :meth:`halo_px` pixels of
+        context each side (outside the raster = nodata); returns ``[K, h, w]`` without it."""
+        halo = self.halo_px(pixel_size)
+        dr = dc = 0
+        if self.method == "adaptive":  # start on the ground grid's cells: drop 0 or 1 rows/cols
+            dr, dc = aligned_origin(row - halo), aligned_origin(col - halo)
+        h = self.heights(values[dr:, dc:], valid[dr:, dc:], pixel_size)
+        r, c = halo - dr, halo - dc
+        rows, cols = values.shape[0] - 2 * halo, values.shape[1] - 2 * halo
+        return np.ascontiguousarray(h[:, r : r + rows, c : c + cols])
+
     def heights(
         self, dsm: NDArray[np.floating], valid: NDArray[np.bool_], pixel_size: float
     ) -> NDArray[np.float32]:
-        """Heights ``[K, H, W]`` (K = thresholds or 1; float32; NaN where undefined)."""
+        """Heights ``[K, H, W]`` (K = thresholds or 1; float32; NaN where undefined) of an array
+        starting on a cell boundary of the raster's ground grid (e.g. the whole raster)."""
         if self.method == "adaptive":
             return adaptive_heights(
                 GroundStack(dsm, valid, pixel_size), self.adaptive, self.thresholds

@@ -7,7 +7,14 @@ import pytest
 from scipy import ndimage
 
 from engine.features.filters import box_fraction, box_mean, box_sum, slope, smoothed_minimum
-from engine.features.ground import AdaptiveParams, Ground, GroundStack, ground_halo_px
+from engine.features.ground import (
+    GROUND_FACTOR,
+    AdaptiveParams,
+    Ground,
+    GroundStack,
+    ground_halo_px,
+)
+from engine.features.inputs import FeatureTransform
 from engine.features.spec import FeatureSpec
 
 
@@ -63,9 +70,9 @@ def test_windowed_features_equal_whole_image(window: tuple[int, int, int, int]) 
     assert np.array_equal(inner, whole[:, r : r + h, c : c + w])
 
 
-@pytest.mark.parametrize("what", ["ground", "openness"])
+@pytest.mark.parametrize("what", ["ground"])
 def test_halo_is_needed_in_full(what: str) -> None:
-    """One pixel less context than the halo changes some values (guards the halo rules)."""
+    """Less context than the halo changes some values (guards the halo rules)."""
     dsm, valid = _surface(2)
     params = AdaptiveParams(openness_window_m=21.0, openness_ground_window_m=9.0)
     g = Ground(13.0, 0.75)
@@ -81,7 +88,9 @@ def test_halo_is_needed_in_full(what: str) -> None:
     )
     whole = compute(dsm, valid)
     r, c, h, w = 60, 60, 50, 50
-    for cut, expect_equal in ((halo, True), (halo - 1, False)):
+    # even cuts keep the windows on the ground grid; two cells less than the halo must break it
+    assert halo % GROUND_FACTOR == 0
+    for cut, expect_equal in ((halo, True), (halo - 2 * GROUND_FACTOR, False)):
         sl = np.s_[r - cut : r + h + cut, c - cut : c + w + cut]
         part = compute(dsm[sl], valid[sl])[cut : cut + h, cut : cut + w]
         same = np.array_equal(part, whole[r : r + h, c : c + w], equal_nan=True)
@@ -92,3 +101,21 @@ def test_smoothed_minimum_is_below_the_surface() -> None:
     dsm, valid = _surface(3)
     m = smoothed_minimum(dsm, valid, 11, 1)
     assert np.all(m[valid] <= dsm[valid] + 1e-6)
+
+
+@pytest.mark.parametrize("window", [(31, 47, 61, 73), (0, 1, 50, 40), (121, 150, 59, 70)])
+def test_feature_transform_windows_at_odd_offsets_equal_whole_image(
+    window: tuple[int, int, int, int],
+) -> None:
+    """Windows starting anywhere (odd rows and columns too) are aligned to the ground grid."""
+    dsm, valid = _surface(4)
+    transform = FeatureTransform(FeatureSpec(), 1.0)
+    whole = transform.whole(dsm, valid)
+    r, c, h, w = window
+    halo = transform.halo
+    pad = ((halo, halo), (halo, halo))
+    big = np.pad(dsm, pad, constant_values=0)
+    big_valid = np.pad(valid, pad, constant_values=False)
+    read = np.s_[r : r + h + 2 * halo, c : c + w + 2 * halo]
+    part = transform.window(big[read], big_valid[read], r, c)
+    assert np.array_equal(part, whole[:, r : r + h, c : c + w])

@@ -137,7 +137,13 @@ def test_classical_memory_does_not_grow_with_raster_width(
     from engine.inference import classical
 
     monkeypatch.setattr(classical, "BLOCK_PX", 40_000)
-    params = {"window_m": 9, "smoothing_m": 5, "band_rows": 32, "heights": str(tmp_path / "h.tif")}
+    params = {
+        "method": "smoothed_minimum",
+        "window_m": 9,
+        "smoothing_m": 5,
+        "band_rows": 32,
+        "heights": str(tmp_path / "h.tif"),
+    }
     _windows(tmp_path, monkeypatch, "classical", params, 256)
     narrow = _windows(tmp_path, monkeypatch, "classical", params, 1024)
     wide = _windows(tmp_path, monkeypatch, "classical", params, 4096)

@@ -10,6 +10,9 @@ size of ``label_sizes``. Figures (raster Mpx / seconds, median of several runs):
   (:func:`~engine.data.normalise.low_surface_from_array`), :func:`~engine.data.tiling.plan_tiles`
   and, for every tile, :func:`~engine.data.tiling.cut` of DSM, valid mask, labels and CHM and
   :func:`~engine.data.normalise.normalise_window` (no file writing);
+* ``features`` / ``adaptive_heights``: the model's feature channels
+  (:meth:`engine.features.spec.FeatureSpec.compute`) and the adaptive classical method's heights
+  on the whole array (the filters alone);
 * ``preprocess_command``: ``engine preprocess`` end to end on the demo scene files (read,
   label, tile, split, write the ``.npy`` arrays and manifest).
 """
@@ -61,6 +64,29 @@ def tile_site(
     return len(tiles)
 
 
+def feature_figures(
+    dsm: np.ndarray, ok: np.ndarray, size: int, repeats: int, cmd: str
+) -> list[dict[str, Any]]:
+    """Mpx/s of the model's feature channels and of the adaptive classical method's heights
+    (whole arrays in memory: the filters alone, no reading or writing)."""
+    from engine.features.ground import AdaptiveParams, GroundStack, adaptive_heights
+    from engine.features.spec import FeatureSpec
+
+    mpx = size * size / 1e6
+    out = []
+    jobs = {
+        "features": lambda: FeatureSpec().compute(dsm, ok, workloads.PIXEL_SIZE),
+        "adaptive_heights": lambda: adaptive_heights(
+            GroundStack(dsm, ok, workloads.PIXEL_SIZE), AdaptiveParams(), THRESHOLDS
+        ),
+    }
+    for name, job in jobs.items():
+        log(f"preprocessing: {name} {size}^2 px")
+        secs = timed(job, repeats)
+        out.append(figure(f"{name}.{size}.mpx_s", "Mpx/s", [mpx / t for t in secs], command=cmd))
+    return out
+
+
 def run(ctx: Context) -> dict[str, Any]:
     from engine import api
     from engine.data.labels import gap_masks
@@ -96,6 +122,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 **common,
             )
         )
+        figures += feature_figures(dsm, dsm_ok, size, s.prep_repeats, cmd)
         labels = gap_masks(chm, chm_ok, THRESHOLDS, 1.0)
         log(f"preprocessing: tiling {size}^2 px")
         n = tile_site(dsm, dsm_ok, chm, labels, tile)

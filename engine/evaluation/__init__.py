@@ -7,10 +7,13 @@ Array-level maths, one concept per module (no file access):
 - :mod:`.powerlaw`     gap-size-frequency exponent lambda (maximum likelihood)
 - :mod:`.gapfraction`  gap fraction per grid cell: R², RMSE, bias
 - :mod:`.nesting`      nesting violations across thresholds
+- :mod:`.probability`  gap-probability histograms: PR-AUC, Brier score, IoU-optimal cut
+- :mod:`.heights`      canopy height error sums by reference height class: MAE, RMSE, bias
 - :mod:`.results`      per band / per method results and their aggregation over sites
 
-Orchestration: :mod:`.site` (reads windows through ``engine.io.raster``), :mod:`.figures`,
-:mod:`.report` and :mod:`.command` (``EvaluateConfig``, ``run_evaluate``).
+Orchestration: :mod:`.site` (reads windows through ``engine.io.raster``), :mod:`.layers`
+(probability and canopy height rasters, streamed), :mod:`.figures`, :mod:`.report`,
+:mod:`.report_layers` and :mod:`.command` (``EvaluateConfig``, ``run_evaluate``).
 """
 
 from engine.evaluation.confusion import ConfusionCounts, confusion_counts, pixel_metrics

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from engine import __version__
 from engine.errors import ConfigError, InputError, MissingDependencyError
 from engine.evaluation.config import EvaluateConfig, SiteConfig
+from engine.evaluation.layers import add_layer_metrics, layer_requests, written_layers
 from engine.evaluation.report import (
     METRICS_FORMAT,
     METRICS_FORMAT_VERSION,
@@ -28,6 +29,7 @@ from engine.evaluation.report import (
     write_csv,
     write_json,
 )
+from engine.evaluation.report_layers import write_layer_csv
 from engine.evaluation.report_text import build_document
 from engine.evaluation.results import MethodResult, aggregate, threshold_key
 from engine.evaluation.site import (
@@ -109,10 +111,11 @@ def _generate(
     thresholds: list[float] | None,
     folder: Path,
     reporter: Reporter,
-) -> dict[str, Path]:
-    """Run the classical baseline and the models on the site's DSM; label -> written GeoTIFF.
+) -> dict[str, tuple[Path, dict[str, Path]]]:
+    """Run the classical baseline and the models on the site's DSM.
 
-    ``thresholds`` (when already known) are passed on, so every method predicts the same ones.
+    Returns label -> (gap mask, float layers written: probabilities, heights). ``thresholds``
+    (when already known) are passed on, so every method predicts the same ones.
     """
     from engine.config.base import to_dict
     from engine.inference.classical_core import REF21
@@ -123,7 +126,7 @@ def _generate(
         jobs.append((REF21_LABEL, "classical", dict(REF21)))
     for label, model in zip(model_labels(config.models), config.models, strict=True):
         jobs.append((label, "infer", {"model": str(model), "resample": config.resample}))
-    written: dict[str, Path] = {}
+    written: dict[str, tuple[Path, dict[str, Path]]] = {}
     for i, (label, command, extra) in enumerate(jobs):
         out = folder / "predictions" / slug(site.name) / f"{slug(label)}.tif"
         params: dict[str, Any] = {"dsm": str(site.dsm), "output": str(out), **extra}
@@ -131,15 +134,15 @@ def _generate(
             params["thresholds"] = list(thresholds)
         reporter.log(f"Site '{site.name}': running {label}.")
         sub = reporter.sub(i / len(jobs), (i + 1) / len(jobs), f"{label} on {site.name}")
-        _run_command(command, params, site, sub)
-        written[label] = out
+        written[label] = (out, _run_command(command, params, site, sub))
     return written
 
 
 def _run_command(
     command: str, params: dict[str, Any], site: SiteConfig, reporter: Reporter
-) -> None:
-    """Run ``infer`` or ``classical`` through the engine's command table (lazy imports)."""
+) -> dict[str, Path]:
+    """Run ``infer`` or ``classical`` through the engine's command table (lazy imports), asking
+    for the float layers it offers; return those it wrote."""
     import dataclasses
 
     from engine.api import get_command
@@ -148,7 +151,9 @@ def _run_command(
     config_cls, function = get_command(command).load()
     if site.crs and "crs" in {f.name for f in dataclasses.fields(config_cls)}:
         params["crs"] = site.crs
-    function(from_dict(config_cls, params), reporter)
+    requests = layer_requests(config_cls, Path(params["output"]))
+    function(from_dict(config_cls, {**params, **requests}), reporter)
+    return written_layers(requests)
 
 
 def _settings(config: EvaluateConfig, preview_index: int | None) -> Settings:
@@ -160,6 +165,9 @@ def _settings(config: EvaluateConfig, preview_index: int | None) -> Settings:
         pred_min_area_m2=config.min_gap_area_m2 if filt else None,
         pred_max_area_m2=config.max_gap_area_m2 if filt else None,
         preview_index=preview_index,
+        probability_bins=config.probability_bins,
+        height_edges=tuple(config.height_classes_m),
+        resampling=config.resampling,
     )
 
 
@@ -193,7 +201,9 @@ def run_evaluate(config: EvaluateConfig, reporter: Reporter | None = None) -> di
         if runs and site.dsm is not None:
             read_info(site.dsm, what="DSM")
         given[site.name] = {
-            label: open_prediction(label, path, site.crs)
+            label: open_prediction(
+                label, path, site.crs, site.probabilities.get(label), site.heights.get(label)
+            )
             for label, path in site.predictions.items()
         }
     _check_models(config)
@@ -217,8 +227,10 @@ def run_evaluate(config: EvaluateConfig, reporter: Reporter | None = None) -> di
                 sub = reporter.sub(
                     0.4 * i / len(config.sites), 0.4 * (i + 1) / len(config.sites), "predict"
                 )
-                for label, path in _generate(config, site, thresholds, tmp, sub).items():
-                    preds[site.name][label] = open_prediction(label, path, site.crs)
+                for label, (path, extra) in _generate(config, site, thresholds, tmp, sub).items():
+                    preds[site.name][label] = open_prediction(
+                        label, path, site.crs, extra.get("probabilities"), extra.get("heights")
+                    )
                     generated.append(preds[site.name][label])
             if thresholds is None:
                 thresholds = common_thresholds(generated)
@@ -257,6 +269,7 @@ def run_evaluate(config: EvaluateConfig, reporter: Reporter | None = None) -> di
                 result, preview = evaluate_prediction(
                     pred, thresholds, ref_cache[key], settings, sub
                 )
+                add_layer_metrics(result, pred, ref_cache[key], _reference(site), settings, sub)
                 result.sources = [_shown(Path(s), tmp, final) for s in result.sources]
                 per_site[site.name][label] = result
                 if preview is not None:
@@ -291,6 +304,7 @@ def run_evaluate(config: EvaluateConfig, reporter: Reporter | None = None) -> di
                 for b in m["thresholds"]
             ],
         )
+        write_layer_csv(tmp, doc)
         figures = (
             _figures(config, tmp, per_site, totals, previews, reporter) if config.figures else {}
         )

@@ -32,6 +32,11 @@ def _edges_ok(value: Any) -> str | None:
     return None
 
 
+def _power_of_two(value: Any) -> str | None:
+    ok = isinstance(value, int) and 16 <= value <= 2**20 and not value & (value - 1)
+    return None if ok else "must be a power of two from 16 to 1048576."
+
+
 @dataclass
 class SiteConfig(Config):
     """One evaluation site: its reference heights and the gap masks to compare with them."""
@@ -55,6 +60,20 @@ class SiteConfig(Config):
         default_factory=dict,
         metadata={
             "help": "Gap-mask GeoTIFFs to evaluate: method label -> path (one band per threshold)."
+        },
+    )
+    probabilities: dict[str, Path] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Optional gap probability GeoTIFFs of predictions: label -> path (one band "
+            "per threshold, as 'infer --probabilities' writes; on the mask's grid)."
+        },
+    )
+    heights: dict[str, Path] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Optional predicted canopy height GeoTIFFs of predictions: label -> path "
+            "(float32 metres, NaN = nodata; on the mask's grid)."
         },
     )
     crs: str | None = field(
@@ -84,6 +103,15 @@ class SiteConfig(Config):
         for label in self.predictions:
             if not label.strip():
                 raise ConfigError(f"Site '{self.name}': prediction labels must not be empty.")
+        for what, layer in (("probabilities", self.probabilities), ("heights", self.heights)):
+            stray = sorted(set(layer) - set(self.predictions))
+            if stray:
+                raise ConfigError(
+                    f"Site '{self.name}': {what} given for {', '.join(stray)}, which is not a "
+                    "label of its predictions.",
+                    f"Use the label of the gap mask in {key}.predictions as the key in "
+                    f"{key}.{what}.",
+                )
 
 
 @dataclass
@@ -93,7 +121,7 @@ class EvaluateConfig(Config):
     sites: list[SiteConfig] = field(
         metadata={
             "help": "Sites: {name, reference_chm | (dsm + reference_dtm), predictions: {label: "
-            "gap-mask GeoTIFF}, crs}."
+            "gap-mask GeoTIFF}, probabilities / heights: {label: GeoTIFF} (optional), crs}."
         }
     )
     output: Path = field(
@@ -184,6 +212,20 @@ class EvaluateConfig(Config):
             "help": "Resampling of the reference heights onto the prediction grid when the grids "
             "differ: 'average' (area-weighted, right for a finer reference), 'bilinear', "
             "'nearest', 'cubic'."
+        },
+    )
+    probability_bins: int = field(
+        default=2048,
+        metadata={
+            "help": "Bins of the probability histograms (PR-AUC, best cut); a power of two.",
+            "check": _power_of_two,
+        },
+    )
+    height_classes_m: list[float] = field(
+        default_factory=lambda: [2.0, 5.0, 10.0, 15.0, 20.0],
+        metadata={
+            "help": "Reference height class edges (m) for the canopy height error: <2, 2-5, ...",
+            "check": _edges_ok,
         },
     )
     reference_nested: bool = field(

@@ -20,9 +20,14 @@ from typing import Any
 from engine.io.files import atomic_write_text
 
 METRICS_FORMAT = "canopygaps-metrics"
-METRICS_FORMAT_VERSION = 1
+METRICS_FORMAT_VERSION = 2
+"""2 added per band ``probability`` (PR-AUC, Brier score, IoU-optimal cut) and per method
+``height_error`` (canopy height MAE, RMSE, bias by reference height class); null when the method
+has no such layer. Every key of version 1 is unchanged."""
 
 PIXEL_COLUMNS = ("tp", "fp", "fn", "tn", "iou", "f1", "precision", "recall", "accuracy", "kappa")
+PROBABILITY_COLUMNS = ("pr_auc", "brier", "best_cut", "best_cut_iou")
+HEIGHT_COLUMNS = ("mae", "rmse", "bias")
 
 CSV_COLUMNS = [
     "site",
@@ -42,6 +47,8 @@ CSV_COLUMNS = [
     "gap_fraction_rmse",
     "gap_fraction_bias",
     "nesting_violation_rate",
+    *PROBABILITY_COLUMNS,
+    *(f"height_{k}" for k in HEIGHT_COLUMNS),
 ]
 
 
@@ -85,16 +92,25 @@ def flat_row(site: str, method: dict[str, Any], band: dict[str, Any]) -> dict[st
         "gap_fraction_rmse": gf["rmse"],
         "gap_fraction_bias": gf["bias"],
         "nesting_violation_rate": method["nesting"]["rate"],
+        **{k: (band.get("probability") or {}).get(k) for k in PROBABILITY_COLUMNS},
+        **{f"height_{k}": _overall(method).get(k) for k in HEIGHT_COLUMNS},
     }
 
 
-def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """CSV with :data:`CSV_COLUMNS`; undefined values are empty cells."""
+def _overall(method: dict[str, Any]) -> dict[str, Any]:
+    heights = method.get("height_error")
+    return heights["overall"] if heights else {}
+
+
+def write_csv(
+    path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] = CSV_COLUMNS
+) -> Path:
+    """CSV with ``columns`` (default :data:`CSV_COLUMNS`); undefined values are empty cells."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_COLUMNS})
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
     return atomic_write_text(path, buf.getvalue())
 
 

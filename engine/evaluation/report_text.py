@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.evaluation.report import Document
+from engine.evaluation.report_layers import height_section, layer_definitions, probability_section
 from engine.evaluation.results import threshold_key
 
 DEFINITIONS = [
@@ -94,6 +95,8 @@ def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
     )
     d.heading(f"Comparison of methods ({scope})")
     d.table(COMPARISON_HEADER, _comparison_rows(agg))
+    probability_section(d, agg, f"Gap probabilities ({scope})")
+    height_section(d, agg, f"Canopy height error ({scope})")
     d.heading("Nesting violations of the predictions")
     d.table(
         ["method", "violation rate", "violating pixels", "valid pixels"],
@@ -148,9 +151,11 @@ def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
     for site, s in sites.items():
         d.heading(site, 3)
         d.table(COMPARISON_HEADER, _comparison_rows(s["methods"]))
+        probability_section(d, s["methods"], f"Gap probabilities: {site}", 4)
+        height_section(d, s["methods"], f"Canopy height error: {site}", 4)
         for caption, rel in figures.items():
             if caption.startswith(f"Error map: {site},"):
                 d.image(rel, caption)
     d.heading("Definitions")
-    d.bullets(DEFINITIONS)
+    d.bullets(DEFINITIONS + layer_definitions(doc))
     return d

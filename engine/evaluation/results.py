@@ -1,8 +1,10 @@
 """Results of one site x method (x threshold) and their aggregation over sites.
 
 Everything stored is a *count* or a *sum* (confusion counts, object counts, cell sums, nesting
-counts) plus the list of gap areas, so results of several sites add up exactly with ``+`` and the
-metrics of the aggregate are computed from the pooled counts, never by averaging site metrics.
+counts, probability histograms, height error sums) plus the list of gap areas, so results of
+several sites add up exactly with ``+`` and the metrics of the aggregate are computed from the
+pooled counts, never by averaging site metrics. A float layer (probabilities, heights) that some
+site lacks is not pooled: the aggregate reports it as absent rather than over part of the area.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from numpy.typing import NDArray
 
 from engine.evaluation.confusion import ConfusionCounts, pixel_metrics
 from engine.evaluation.gapfraction import CellStats
+from engine.evaluation.heights import HeightErrors
 from engine.evaluation.nesting import NestingCounts
 from engine.evaluation.objects import ObjectCounts
 from engine.evaluation.powerlaw import Method, fit_power_law
+from engine.evaluation.probability import ProbabilityCounts
 
 
 def threshold_key(t: float) -> str:
@@ -35,6 +39,7 @@ class BandResult:
     cells: CellStats = field(default_factory=CellStats)
     pred_areas: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     ref_areas: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    probability: ProbabilityCounts | None = None
 
     def __add__(self, other: BandResult) -> BandResult:
         if self.threshold != other.threshold:
@@ -46,6 +51,7 @@ class BandResult:
             self.cells + other.cells,
             np.concatenate([self.pred_areas, other.pred_areas]),
             np.concatenate([self.ref_areas, other.ref_areas]),
+            _both(self.probability, other.probability),
         )
 
     def to_dict(self, lambda_method: Method = "continuous") -> dict[str, Any]:
@@ -67,6 +73,7 @@ class BandResult:
                 "ref": ref_fit.to_dict(),
                 "lambda_difference": lam_diff,
             },
+            "probability": None if self.probability is None else self.probability.metrics(),
         }
 
 
@@ -79,6 +86,7 @@ class MethodResult:
     bands: list[BandResult]
     nesting: NestingCounts
     sources: list[str] = field(default_factory=list)
+    heights: HeightErrors | None = None
 
     def __add__(self, other: MethodResult) -> MethodResult:
         if self.thresholds != other.thresholds:
@@ -89,6 +97,7 @@ class MethodResult:
             [a + b for a, b in zip(self.bands, other.bands, strict=True)],
             self.nesting + other.nesting,
             self.sources + other.sources,
+            _both(self.heights, other.heights),
         )
 
     def band(self, threshold: float) -> BandResult:
@@ -102,7 +111,13 @@ class MethodResult:
             "sources": self.sources,
             "thresholds": [b.to_dict(lambda_method) for b in self.bands],
             "nesting": self.nesting.metrics(),
+            "height_error": None if self.heights is None else self.heights.metrics(),
         }
+
+
+def _both(a: Any, b: Any) -> Any:
+    """``a + b`` when both sites have the layer; None otherwise (a partial pool would mislead)."""
+    return None if a is None or b is None else a + b
 
 
 def aggregate(results: list[MethodResult]) -> MethodResult:

@@ -10,7 +10,6 @@ object matching and gap sizes need whole gaps, so each band is also kept (uint8)
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +21,13 @@ from numpy.typing import NDArray
 from engine.errors import InputError, NoDataError
 from engine.evaluation.confusion import NODATA, ConfusionCounts, confusion_counts
 from engine.evaluation.gapfraction import CellStats, gap_fraction_stats
+from engine.evaluation.heights import DEFAULT_HEIGHT_EDGES
+from engine.evaluation.layers import Layers, match_bands, open_layers
 from engine.evaluation.nesting import NestingCounts, nesting_counts
 from engine.evaluation.objects import DEFAULT_SIZE_EDGES, object_counts
 from engine.evaluation.preview import block_mode, error_classes
-from engine.evaluation.results import BandResult, MethodResult, threshold_key
+from engine.evaluation.probability import DEFAULT_BINS
+from engine.evaluation.results import BandResult, MethodResult
 from engine.events import NullReporter, Reporter
 from engine.io.raster import RasterInfo, RasterReader, check_projected, read_aligned, read_info
 
@@ -50,6 +52,7 @@ class Prediction:
     band_thresholds: list[float | None]
     assign_crs: str | None = None
     bands: list[int] = field(default_factory=list)
+    layers: Layers = field(default_factory=Layers)
 
     @property
     def thresholds(self) -> list[float] | None:
@@ -59,46 +62,31 @@ class Prediction:
         return [float(t) for t in self.band_thresholds if t is not None]
 
 
-def open_prediction(method: str, path: Path, crs: str | None = None) -> Prediction:
-    """Describe a prediction file (exists, projected, band thresholds); no pixels read."""
+def open_prediction(
+    method: str,
+    path: Path,
+    crs: str | None = None,
+    probabilities: Path | None = None,
+    heights: Path | None = None,
+) -> Prediction:
+    """Describe a prediction file (exists, projected, band thresholds) and its optional float
+    layers (gap probabilities, canopy heights: :mod:`.layers`); no pixels read."""
     info = read_info(path, what=f"prediction '{method}'")
     assign = None
     if info.crs is None and crs:
         info, assign = info.with_crs(crs), crs
     check_projected(info, what=f"prediction '{method}'")
-    return Prediction(
-        method, Path(path), info, [parse_band_threshold(d) for d in info.band_descriptions], assign
-    )
+    described = [parse_band_threshold(d) for d in info.band_descriptions]
+    layers = open_layers(method, info, probabilities, heights)
+    return Prediction(method, Path(path), info, described, assign, layers=layers)
 
 
 def select_bands(pred: Prediction, thresholds: Sequence[float]) -> None:
-    """Set ``pred.bands`` (1-based) for ``thresholds``; clear InputError when they do not fit."""
+    """Set ``pred.bands`` (1-based) for ``thresholds``, and those of its probability layer."""
     wanted = [float(t) for t in thresholds]
-    described = pred.thresholds
-    if described is None:
-        if pred.info.count != len(wanted):
-            raise InputError(
-                f"The prediction '{pred.method}' ({pred.path.name}) has {pred.info.count} band(s) "
-                f"without 'gap <= X m' descriptions, but {len(wanted)} threshold(s) are evaluated "
-                f"({', '.join(threshold_key(t) for t in wanted)} m).",
-                "Give one band per threshold in the same order, or set 'thresholds' to match the "
-                "file's bands (inference outputs describe their bands).",
-            )
-        pred.bands = list(range(1, len(wanted) + 1))
-        return
-    bands = []
-    for t in wanted:
-        hits = [i for i, d in enumerate(described) if math.isclose(d, t, abs_tol=1e-6)]
-        if not hits:
-            have = ", ".join(threshold_key(d) for d in described)
-            raise InputError(
-                f"The prediction '{pred.method}' ({pred.path.name}) has no band for the "
-                f"{threshold_key(t)} m threshold; its bands are {have} m.",
-                "Evaluate only thresholds the prediction has ('thresholds' option), or predict "
-                "the missing threshold.",
-            )
-        bands.append(hits[0] + 1)
-    pred.bands = bands
+    what = f"The prediction '{pred.method}' ({pred.path.name})"
+    pred.bands = match_bands(what, pred.band_thresholds, "gap <= X m", wanted)
+    pred.layers.select(wanted)
 
 
 @dataclass
@@ -181,6 +169,9 @@ class Settings:
     strip_rows: int = 512
     preview_index: int | None = None
     preview_max_px: int = 800
+    probability_bins: int = DEFAULT_BINS
+    height_edges: tuple[float, ...] = DEFAULT_HEIGHT_EDGES
+    resampling: str = "average"
 
 
 @dataclass

@@ -105,7 +105,7 @@ def test_end_to_end_single_site(site: dict[str, Any], tmp_path: Path) -> None:
     events: list[dict[str, Any]] = []
     result = run("evaluate", params(site, out), CallbackReporter(events.append))
     doc = json.loads((out / "metrics.json").read_text())
-    assert doc["format"] == "canopygaps-metrics" and doc["format_version"] == 1
+    assert doc["format"] == "canopygaps-metrics" and doc["format_version"] == 2
     assert doc["engine_version"] and doc["thresholds"] == THRESHOLDS
     perfect = doc["sites"]["a"]["methods"]["perfect"]
     for band in perfect["thresholds"]:
@@ -334,6 +334,14 @@ def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_pa
     doc = json.loads((out / "metrics.json").read_text())
     sources = doc["sites"]["a"]["methods"]["classical"]["sources"]
     assert Path(sources[0]).is_file() and Path(sources[0]).is_relative_to(out)
+    methods = doc["sites"]["a"]["methods"]
+    for band in methods["tiny"]["thresholds"]:  # evaluate asks the model for probabilities
+        pr, px = band["probability"], band["pixel"]
+        assert pr["pixels"] == px["tp"] + px["fp"] + px["fn"] + px["tn"]
+        assert pr["iou_at_half"] == pytest.approx(px["iou"], abs=1e-3)  # the mask is p > 0.5
+    assert methods["classical"]["thresholds"][0]["probability"] is None
+    assert methods["classical"]["height_error"]["overall"]["pixels"] > 0  # its heights layer
+    assert methods["perfect"]["height_error"] is None
     md = (out / "report.md").read_text()
     assert "| classical |" in md and "| ref21 |" in md and "| tiny |" in md
     with open(out / "metrics.csv", newline="") as f:

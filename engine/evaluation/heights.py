@@ -91,14 +91,14 @@ def height_errors(
     if pred.shape != ref.shape or valid.shape != ref.shape:
         raise ValueError(f"Predicted heights {pred.shape} and reference {ref.shape} shapes differ.")
     ok = valid & np.isfinite(pred) & np.isfinite(ref)
-    r = ref[ok].astype(np.float64)
-    err = pred[ok].astype(np.float64) - r
-    cls = np.searchsorted(np.asarray(edges, np.float64), r, side="right")
     k = len(edges) + 1
-    return HeightErrors(
-        tuple(edges),
-        np.bincount(cls, minlength=k).astype(np.int64),
-        np.bincount(cls, weights=err, minlength=k).astype(np.float64),
-        np.bincount(cls, weights=np.abs(err), minlength=k).astype(np.float64),
-        np.bincount(cls, weights=np.square(err), minlength=k).astype(np.float64),
-    )
+    r = np.where(ok, ref, 0)
+    cls = np.zeros(ref.shape, np.int32)
+    for e in edges:  # class = number of edges <= reference height
+        cls += r >= e
+    cls[~ok] = k  # not counted
+    cls = cls.ravel()
+    err = np.where(ok, pred.astype(np.float64) - r, 0.0).ravel()
+    sums = [np.bincount(cls, weights=w, minlength=k + 1)[:k] for w in (err, np.abs(err), err * err)]
+    n = np.bincount(cls, minlength=k + 1)[:k]
+    return HeightErrors(tuple(edges), n.astype(np.int64), *(s.astype(np.float64) for s in sums))

@@ -86,15 +86,18 @@ def probability_counts(
     if prob.shape != ref.shape or valid.shape != ref.shape:
         raise ValueError(f"Probabilities {prob.shape} and reference {ref.shape} shapes differ.")
     ok = valid & (ref != NODATA)
-    p = prob[ok].astype(np.float64)
-    if p.size and not (p.min() >= 0.0 and p.max() <= 1.0):
+    p = np.where(ok, prob, 0)  # whole strips, no boolean indexing; float32 stays float32
+    if not (p.min() >= 0.0 and p.max() <= 1.0):
         raise ValueError("Probabilities must lie in 0..1.")
-    y = ref[ok] == 1
-    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+    idx = (p * bins).astype(np.int32)  # floor, exact: bins is a power of two
+    np.minimum(idx, bins - 1, out=idx)
+    y = (ref == 1) & ok
+    code = 2 * idx + y  # (bin, label) pairs
+    code[~ok] = 2 * bins  # not counted
+    hist = np.bincount(code.ravel(), minlength=2 * bins + 1)[: 2 * bins].reshape(bins, 2)
+    d = p.astype(np.float64).ravel() - y.ravel()  # 0 where not counted
     return ProbabilityCounts(
-        np.bincount(idx[y], minlength=bins).astype(np.int64),
-        np.bincount(idx[~y], minlength=bins).astype(np.int64),
-        float(np.sum(np.square(p - y))),
+        hist[:, 1].astype(np.int64), hist[:, 0].astype(np.int64), float(np.dot(d, d))
     )
 
 

@@ -151,7 +151,7 @@ def _run_command(
     config_cls, function = get_command(command).load()
     if site.crs and "crs" in {f.name for f in dataclasses.fields(config_cls)}:
         params["crs"] = site.crs
-    requests = layer_requests(config_cls, Path(params["output"]))
+    requests = layer_requests(config_cls, params)
     function(from_dict(config_cls, {**params, **requests}), reporter)
     return written_layers(requests)
 

@@ -145,9 +145,27 @@ def open_layers(
     return layers
 
 
-def layer_requests(config_cls: type, output: Path) -> dict[str, Any]:
-    """Extra parameters asking a command (``infer``, ``classical``) for the layers it offers."""
+def model_estimates_height(path: Path) -> bool:
+    """True when the model file has a height head (``infer`` can write canopy heights)."""
+    from engine.models.modelfile import load_model
+
+    model, _ = load_model(path)
+    return bool(getattr(model, "estimates_height", False))
+
+
+def layer_requests(config_cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """Extra parameters asking a command (``infer``, ``classical``) for the layers it offers.
+
+    Files go next to ``params["output"]`` (``<stem>_probabilities.tif``, ``<stem>_heights.tif``).
+    Canopy heights are asked only of a model (``params["model"]``) that estimates height: the
+    classical methods' height layers are heights above their ground estimates (one band per
+    threshold for the adaptive method), not a canopy height prediction.
+    """
     names = {f.name for f in dataclasses.fields(config_cls)}
+    model = params.get("model")
+    if "heights" in names and (model is None or not model_estimates_height(Path(model))):
+        names.discard("heights")
+    output = Path(params["output"])
     out: dict[str, Any] = {
         k: str(output.with_name(f"{output.stem}_{k}.tif")) for k in LAYER_OUTPUTS if k in names
     }

@@ -310,6 +310,8 @@ def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_pa
     )
     model_path = tmp_path / "tiny.safetensors"
     save_model(model_path, model.eval(), desc)
+    tall = build_model("unet", base_channels=4, depth=3, thresholds=THRESHOLDS, head="height")
+    save_model(tmp_path / "tall.safetensors", tall.eval(), desc)  # it estimates canopy height
     chm = site["chm"]
     dtm = np.full(chm.shape, 100.0, np.float32)
     dsm = np.where(np.isfinite(chm), chm + dtm, np.nan).astype(np.float32)
@@ -323,13 +325,13 @@ def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_pa
                 "predictions": {"perfect": str(site["perfect"])},
             }
         ],
-        "models": [str(model_path)],
+        "models": [str(model_path), str(tmp_path / "tall.safetensors")],
         "classical": True,
         "output": str(out),
         "min_gap_area_m2": 4.0,
     }
     result = run("evaluate", p)
-    assert set(result["iou"]) == {"perfect", "classical", "ref21", "tiny"}
+    assert set(result["iou"]) == {"perfect", "classical", "ref21", "tiny", "tall"}
     assert result["thresholds"] == THRESHOLDS
     doc = json.loads((out / "metrics.json").read_text())
     sources = doc["sites"]["a"]["methods"]["classical"]["sources"]
@@ -340,12 +342,14 @@ def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_pa
         assert pr["pixels"] == px["tp"] + px["fp"] + px["fn"] + px["tn"]
         assert pr["iou_at_half"] == pytest.approx(px["iou"], abs=1e-3)  # the mask is p > 0.5
     assert methods["classical"]["thresholds"][0]["probability"] is None
-    assert methods["classical"]["height_error"]["overall"]["pixels"] > 0  # its heights layer
+    assert methods["classical"]["height_error"] is None  # heights above ground, per threshold
     assert methods["perfect"]["height_error"] is None
+    assert methods["tiny"]["height_error"] is None  # no height head: not asked for heights
+    assert methods["tall"]["height_error"]["overall"]["pixels"] > 0
     md = (out / "report.md").read_text()
     assert "| classical |" in md and "| ref21 |" in md and "| tiny |" in md
     with open(out / "metrics.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 4 * 3
+        assert len(list(csv.DictReader(f))) == 5 * 3
 
 
 @pytest.mark.realdata

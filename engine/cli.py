@@ -2,7 +2,8 @@
 
 Every command's options are generated from its typed config dataclass, so the CLI, YAML
 configs, the QGIS plugin and JSON requests share one set of names. Nested settings are
-written with dots (``--optim.lr 0.001``); list values take commas (``--thresholds 2,5,10``).
+written with dots (``--optim.lr 0.001``); list values take commas (``--thresholds 2,5,10``),
+except a path that exists with a comma in its name (``--dsm "plot 3,4/dsm.tif"``).
 
 ``canopygaps request --file REQ.json --jsonl`` runs a JSON request and streams JSON-lines
 events on stdout: this is the protocol of the plugin's subprocess and Docker backends.

@@ -161,30 +161,34 @@ def check_left(folder: Path, patterns: tuple[str, ...]) -> None:
 
 
 @contextlib.contextmanager
-def read_only_folder(path: Path) -> Iterator[Path]:
-    """A folder nobody may write into: mode 0555 for a normal user; for root (who ignores
-    modes) a read-only tmpfs mount, when this machine allows mounting."""
-    path.mkdir(parents=True)
-    if os.geteuid() != 0:
-        path.chmod(0o555)
-        try:
-            yield path
-        finally:
-            path.chmod(0o755)
-        return
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        import pytest
+def mounted_tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``path`` (root only; the test is skipped where mounting fails)."""
+    import pytest
 
-        pytest.skip("running as root on a machine that cannot mount a read-only tmpfs")
+    path.mkdir(parents=True, exist_ok=True)
+    cmd = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    if os.geteuid() != 0 or subprocess.run(cmd, capture_output=True, check=False).returncode:
+        pytest.skip("needs root and a machine that allows mounting a tmpfs")
     try:
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def read_only_folder(path: Path) -> Iterator[Path]:
+    """A folder nobody may write into: mode 0555 for a normal user; for root (who ignores
+    modes) a read-only tmpfs, where this machine allows mounting."""
+    if os.geteuid() == 0:
+        with mounted_tmpfs(path, "ro,size=64k"):
+            yield path
+        return
+    path.mkdir(parents=True)
+    path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        path.chmod(0o755)
 
 
 def engine_process(argv: list[str], cwd: Path) -> subprocess.Popen[str]:

@@ -131,6 +131,13 @@ CASES = [
         message=("KB free, but the dataset (16 tiles) needs", "nothing was written"),
         disk_kb=64,
     ),
+    Case(
+        "full-disk-train",
+        TRAIN,
+        message=("is full (No space left on device)", ".safetensors could not be written"),
+        left=("m-run",),  # the run folder (log, config) stays for a resume; no model file
+        disk_kb=64,
+    ),
     # -- values that gave wrong results with exit 0 --
     Case(
         "nan-weights",

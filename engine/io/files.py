@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.errors import EngineError, InputError
-from engine.io.failures import write_failure
+from engine.io.failures import failure_kind, write_failure
 from engine.io.leftovers import clean_leftovers, find_leftovers, remove
 from engine.io.tempnames import (
     HOST,
@@ -107,9 +107,12 @@ _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO
 
 
 def _is_write_failure(exc: BaseException, tmp: Path) -> bool:
-    """True for an OS error of writing (full disk, size limit...) or one naming ``tmp``."""
-    if not isinstance(exc, OSError) or isinstance(exc, EngineError):
+    """True for an OS error of writing (full disk, size limit...) or one naming ``tmp``, and
+    for a library's own error reporting one (safetensors: 'No space left on device')."""
+    if isinstance(exc, EngineError) or not isinstance(exc, Exception):
         return False
+    if not isinstance(exc, OSError):
+        return failure_kind(None, str(exc)) in ("full", "quota", "too_large", "read_only")
     named = str(exc.filename or "").startswith(str(tmp))
     return named or exc.errno in _WRITE_ERRNOS
 

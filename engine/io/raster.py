@@ -537,6 +537,7 @@ class RasterWriter:
     def __enter__(self) -> RasterWriter:
         stack = contextlib.ExitStack()
         try:
+            stack.enter_context(rasterio.Env())  # GDAL's failures logged, for self._guard
             tmp = stack.enter_context(atomic_path(self.path, sidecars=(".aux.xml",)))
             self._guard = WriteGuard(tmp)
             with self._guard():

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import resource
 import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -202,3 +205,37 @@ def engine_process(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _fill(value: Any, ws: Path, out: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, ws, out) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ws, out) for v in value]
+    return value.format(ws=ws, out=out) if isinstance(value, str) else value
+
+
+def request_argv(request: dict[str, Any], ws: Path, out: Path) -> list[str]:
+    """``request --jsonl --json REQUEST`` with ``{ws}`` and ``{out}`` filled in its strings."""
+    return ["request", "--jsonl", "--json", json.dumps(_fill(request, ws, out))]
+
+
+def stop_when(proc: subprocess.Popen[str], out: Path, when: str, sig: int) -> tuple[str, float]:
+    """Send ``sig`` once a temporary output exists in ``out`` (``when="temp"``) or progress
+    stage ``when`` starts; ``(stdout, seconds from the signal to the exit)``."""
+    deadline = time.monotonic() + 120
+    if when == "temp":
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(".part-" in p.name or ".staged-" in p.name for p in out.iterdir()):
+                break
+            time.sleep(0.01)
+    else:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if json.loads(line).get("stage") == when:
+                break
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(sig)
+    sent = time.monotonic()
+    stdout = proc.communicate(timeout=120)[0]
+    return stdout, time.monotonic() - sent

@@ -12,10 +12,8 @@ stops real engine processes. The README's "Guarantees" section lists what this p
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +28,12 @@ from reliability_helpers import (
     mounted_tmpfs,
     noisy_dsm,
     read_only_folder,
+    request_argv,
+    stop_when,
     write_dsm,
 )
 
 from engine.api import COMMANDS
-
-pytest.importorskip("resource")
 
 INFER = "infer --dsm {ws}/scene/dsm.tif --model {ws}/unet.safetensors --runtime torch"
 CLASSICAL = "classical --dsm {ws}/scene/dsm.tif --output {out}/c.tif"
@@ -274,17 +272,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_workspace(tmp_path_factory.mktemp("reliability"))
 
 
-def _fill(value: Any, ws: Path, out: Path) -> Any:
-    if isinstance(value, dict):
-        return {k: _fill(v, ws, out) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, ws, out) for v in value]
-    return value.format(ws=ws, out=out) if isinstance(value, str) else value
-
-
 def _argv(case: Case, ws: Path, out: Path) -> list[str]:
     if case.request is not None:
-        return ["request", "--jsonl", "--json", json.dumps(_fill(case.request, ws, out))]
+        return request_argv(case.request, ws, out)
     return expand(case.command, ws, out)
 
 
@@ -366,26 +356,6 @@ def big_dsm(workspace: Path) -> Path:
     return write_dsm(workspace / "big.tif", noisy_dsm(768))
 
 
-def _stop_when(proc: Any, out: Path, when: str, sig: int) -> tuple[str, float]:
-    """Send ``sig`` once a temporary output exists in ``out`` or stage ``when`` starts;
-    ``(stdout, seconds from the signal to the exit)``."""
-    deadline = time.monotonic() + 120
-    if when == "temp":
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(".part-" in p.name or ".staged-" in p.name for p in out.iterdir()):
-                break
-            time.sleep(0.01)
-    else:
-        for line in proc.stdout:
-            if json.loads(line).get("stage") == when:
-                break
-    assert proc.poll() is None, "the run ended before it could be stopped"
-    proc.send_signal(sig)
-    sent = time.monotonic()
-    stdout = proc.communicate(timeout=120)[0]
-    return stdout, time.monotonic() - sent
-
-
 @pytest.mark.parametrize("case", SIGNALS, ids=[s.id for s in SIGNALS])
 def test_killed_or_cancelled_run(
     case: Signal, workspace: Path, big_dsm: Path, tmp_path: Path
@@ -394,7 +364,7 @@ def test_killed_or_cancelled_run(
     out.mkdir()
     argv = [*expand(case.command, workspace, out), "--jsonl"]
     proc = engine_process(argv, tmp_path)
-    stdout, seconds = _stop_when(proc, out, case.when, case.sig)
+    stdout, seconds = stop_when(proc, out, case.when, case.sig)
     assert proc.returncode == case.code, stdout
     if case.code == 130:
         assert '"type": "Cancelled"' in stdout

@@ -91,13 +91,20 @@ def _format_argv(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
+PARTIALS = (".{stem}.part-*", ".{stem}.staged-*", "..{stem}.staged-*", ".{stem}.parts")
+"""The engine's temporaries of an output (written, staged for the end of the run, scratch)."""
+
+
 def _remove_partials(outputs: list[str]) -> None:
-    """Delete ``.<name>.part-*`` temporaries next to outputs (left only by a killed engine)."""
+    """Delete the engine's temporaries next to outputs (left only by a killed engine)."""
     for out in outputs:
         path = Path(out)
         if not path.parent.is_dir():
             continue
-        for partial in path.parent.glob(f".{path.stem}.part-*"):
+        found = {
+            p for pattern in PARTIALS for p in path.parent.glob(pattern.format(stem=path.stem))
+        }
+        for partial in sorted(found):
             if partial.is_dir():
                 shutil.rmtree(partial, ignore_errors=True)
             else:

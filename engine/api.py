@@ -12,6 +12,7 @@ not import torch or rasterio.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,4 +144,11 @@ def run_request(request: dict[str, Any], reporter: Reporter | None = None) -> di
             f"(this engine speaks {REQUEST_VERSION}).",
             "Update the plugin and the engine to the same release.",
         )
-    return run(str(request["command"]), dict(request.get("params") or {}), reporter)
+    params = request.get("params") or {}
+    if not isinstance(params, dict):
+        raise ConfigError(
+            f"The request's 'params' must be a JSON object (key: value), got "
+            f"{type(params).__name__} {json.dumps(params)[:80]}.",
+            'Give the settings as {"params": {"dsm": "...", "output": "..."}}.',
+        )
+    return run(str(request["command"]), dict(params), reporter)

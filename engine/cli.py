@@ -2,7 +2,8 @@
 
 Every command's options are generated from its typed config dataclass, so the CLI, YAML
 configs, the QGIS plugin and JSON requests share one set of names. Nested settings are
-written with dots (``--optim.lr 0.001``); list values take commas (``--thresholds 2,5,10``).
+written with dots (``--optim.lr 0.001``); list values take commas (``--thresholds 2,5,10``),
+except a path that exists with a comma in its name (``--dsm "plot 3,4/dsm.tif"``).
 
 ``canopygaps request --file REQ.json --jsonl`` runs a JSON request and streams JSON-lines
 events on stdout: this is the protocol of the plugin's subprocess and Docker backends.
@@ -16,8 +17,9 @@ import argparse
 import dataclasses
 import json
 import sys
+import types
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from engine import __version__
 from engine.api import COMMANDS, get_command, run, run_request
@@ -42,12 +44,20 @@ def _field_options(cls: type[Config], prefix: str = "") -> list[tuple[str, str, 
 
 
 def _parse_value(text: str, tp: Any) -> Any:
-    """Parse a command-line string: YAML scalars, comma lists for list-typed fields."""
+    """Parse a command-line string: YAML scalars, comma lists for list-typed fields.
+
+    A list of paths is split at commas unless the whole text names an existing file or folder
+    (a path with a comma in it); its items stay text (a file named ``2024`` is no number)."""
     import yaml
 
     is_list = "list" in str(tp) or "tuple" in str(tp)
     if is_list and not text.lstrip().startswith("["):
-        return [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+        if "Path" not in str(tp):
+            return [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+        if Path(text).exists():
+            single = get_origin(tp) in (Union, types.UnionType) and Path in get_args(tp)
+            return text if single else [text]
+        return [v.strip() for v in text.split(",") if v.strip()]
     value = yaml.safe_load(text)
     # Keep strings that YAML would turn into dates or other odd types as text.
     return value if isinstance(value, (int, float, bool, list, dict, type(None))) else text
@@ -61,8 +71,14 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     )
     parser.add_argument("--version", action="version", version=f"canopygaps {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    req = sub.add_parser("request", help="Run a JSON engine request (plugin protocol).")
-    src = req.add_mutually_exclusive_group(required=True)
+    req = sub.add_parser(
+        "request",
+        help="Run a JSON engine request (plugin protocol).",
+        description='Run one engine request {"version": 1, "command": NAME, "params": {...}} '
+        "given as a file or a string; with --jsonl, events stream on stdout as JSON lines.",
+    )
+    # Not a required group: argparse would refuse 'request --help' before printing the help.
+    src = req.add_mutually_exclusive_group()
     src.add_argument("--file", type=Path, help="JSON file with {command, params}.")
     src.add_argument("--json", help="The request as a JSON string.")
     req.add_argument("--jsonl", action="store_true", help="Stream JSON-lines events on stdout.")
@@ -90,6 +106,8 @@ def _add_config_options(parser: argparse.ArgumentParser, cls: type[Config]) -> d
         flags = [f"--{dotted}"]
         if "_" in dotted:
             flags.append(f"--{dotted.replace('_', '-')}")
+        # argparse formats help with %: a literal one ("~0.02 %") must be doubled.
+        help_text = help_text.replace("%", "%%")
         parser.add_argument(*flags, dest=dest, default=None, metavar="VALUE", help=help_text)
         types_by_dest[dest] = (dotted, tp)
     return types_by_dest
@@ -134,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     if known.command == "request":
         args = parser.parse_args(argv)
         reporter = _make_reporter(args.jsonl)
+        if args.file is None and args.json is None:
+            reporter.error(ConfigError("Give the request with --file REQ.json or --json TEXT."))
+            return EXIT_USAGE
         try:
             request = json.loads(args.json if args.json else args.file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:

@@ -41,6 +41,11 @@ class ModelFileError(EngineError, ValueError):
     """A model file that is corrupt, foreign or from an unsupported format version."""
 
 
+class OutputError(EngineError, OSError):
+    """An output could not be written (full disk, file-size limit, read-only or lost folder);
+    nothing was left at its destination."""
+
+
 class MissingDependencyError(EngineError, ImportError):
     """An optional dependency is not installed."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -135,9 +136,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.")
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.") from None
+        if not math.isfinite(number):
+            raise ConfigError(
+                f"Config key '{key}' must be a finite number, got {value!r}.",
+                "Give an ordinary number (NaN and infinity have no meaning here).",
+            )
+        return number
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"Config key '{key}' must be text, got {value!r}.")
@@ -187,10 +194,19 @@ def load_config(cls: type[C], path: str | Path, overrides: dict[str, Any] | None
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"Config file {path} is a folder.", "Give the path of a YAML or JSON config file."
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"Config file {path} cannot be read ({getattr(exc, 'strerror', None) or exc}).",
+            "Give a readable YAML or JSON text file.",
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -218,6 +234,19 @@ def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
 def positive(value: Any) -> str | None:
     """Field check: value > 0."""
     return None if value > 0 else "must be greater than 0."
+
+
+def thresholds_ok(value: Any) -> str | None:
+    """Field check of height thresholds: at least one, each above 0 m, each given once."""
+    if value is None:
+        return None
+    if not value:
+        return "give at least one threshold."
+    if any(t <= 0 for t in value):
+        return "thresholds are heights in metres: each must be greater than 0."
+    if len(set(value)) != len(value):
+        return "each threshold must be given once (duplicates would make identical bands)."
+    return None
 
 
 def fraction(value: Any) -> str | None:

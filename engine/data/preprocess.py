@@ -391,7 +391,8 @@ def run_preprocess(
     into the split arrays). Sites stay in memory between them while their total pixels are at
     most ``keep_px`` (default :data:`KEEP_PX`), else each is prepared again for the second pass.
     """
-    from engine.io.files import atomic_dir, atomic_write_text, check_output_dir
+    from engine.io.failures import check_free_space
+    from engine.io.files import atomic_dir, atomic_write_text, check_output_dir, output_path
 
     reporter = reporter or NullReporter()
     check_output_dir(config.output)
@@ -469,6 +470,9 @@ def run_preprocess(
     counts = {s: len(split.splits[s]) for s in SPLITS}
     counts["train"] *= 1 + config.terrain_copies
     channels = config.input_transform(1.0).channels
+    per_tile = size * size * (4 * channels + len(thresholds) + 4)  # inputs, labels, chm
+    n_tiles = sum(counts.values())
+    check_free_space(output_path(out), per_tile * n_tiles, f"the dataset ({n_tiles} tiles)")
     with atomic_dir(out, command="preprocess") as tmp:
         arrays: dict[str, tuple[NpyItemWriter, NpyItemWriter, NpyItemWriter]] = {}
         with ExitStack() as files:

@@ -100,9 +100,10 @@ def common_thresholds(preds: list[Prediction]) -> list[float]:
 
 
 def _check_models(config: EvaluateConfig) -> None:
+    from engine.models.modelfile import read_description
+
     for m in config.models:
-        if not m.is_file():
-            raise InputError(f"The model file {m} does not exist.", "Check the path in 'models'.")
+        read_description(m)  # a clear error for a missing, folder, corrupt or foreign file
 
 
 def _generate(

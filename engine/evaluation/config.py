@@ -265,6 +265,7 @@ class EvaluateConfig(Config):
                     f"Site '{s.name}' has nothing to evaluate.",
                     "Give predictions for it, model files ('models') or 'classical: true'.",
                 )
+        _check_file_names(self)
         stems = [m.stem for m in self.models]
         for s in self.sites:
             clash = set(s.predictions) & ({"classical", "ref21"} if self.classical else set()) | (
@@ -276,3 +277,38 @@ class EvaluateConfig(Config):
                     "with the names of models or of the classical baseline.",
                     "Rename the prediction labels.",
                 )
+
+
+def _same_file_name(names: list[str]) -> tuple[str, str, str] | None:
+    """Two names that become the same file or folder name: ``(a, b, that name)``, else None."""
+    from engine.evaluation.command import slug
+
+    seen: dict[str, str] = {}
+    for name in names:
+        key = slug(name).lower()  # case-insensitive disks (Windows, macOS) too
+        if key in seen and seen[key] != name:
+            return seen[key], name, slug(name)
+        seen.setdefault(key, name)
+    return None
+
+
+def _check_file_names(config: EvaluateConfig) -> None:
+    """Refuse site names, and method labels of a site, that would share a file or folder."""
+    from engine.evaluation.command import model_labels
+
+    clash = _same_file_name([s.name for s in config.sites])
+    if clash:
+        raise ConfigError(
+            f"The site names {clash[0]!r} and {clash[1]!r} both become the folder name "
+            f"{clash[2]!r} in the report, so one site's predictions would overwrite the other's.",
+            "Rename one of the sites (letters, digits, '_', '-' and '.' are kept as they are).",
+        )
+    methods = model_labels(config.models) + (["classical"] if config.classical else [])
+    for site in config.sites:
+        clash = _same_file_name(list(site.predictions) + methods)
+        if clash:
+            raise ConfigError(
+                f"Site '{site.name}': the methods {clash[0]!r} and {clash[1]!r} both become the "
+                f"file name {clash[2]!r} in the report, so one would overwrite the other.",
+                "Rename one of the prediction labels or model files.",
+            )

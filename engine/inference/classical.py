@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.config.base import Config, positive
+from engine.config.base import Config, positive, thresholds_ok
 from engine.errors import ConfigError
 from engine.events import Reporter
 from engine.features.ground import AdaptiveParams
@@ -60,7 +60,10 @@ class ClassicalConfig(Config):
     )
     thresholds: list[float] = field(
         default_factory=lambda: [2.0, 5.0, 10.0, 15.0, 20.0],
-        metadata={"help": "Height thresholds in metres: gap where height <= threshold."},
+        metadata={
+            "help": "Height thresholds in metres: gap where height <= threshold.",
+            "check": thresholds_ok,
+        },
     )
     method: str = field(
         default="adaptive",

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.config.base import Config, fraction, positive
+from engine.config.base import Config, fraction, positive, thresholds_ok
 from engine.errors import Cancelled, ConfigError, ModelFileError
 from engine.events import Reporter
 from engine.features.inputs import InputTransform, transform_for
@@ -118,7 +118,8 @@ class InferConfig(Config):
         default=None,
         metadata={
             "help": "Height thresholds in metres; default: the model's. Any value for a "
-            "threshold-conditioned model, else a subset of the model's."
+            "threshold-conditioned model, else a subset of the model's.",
+            "check": thresholds_ok,
         },
     )
     tile_size: int = field(

@@ -276,6 +276,7 @@ def _assemble(
                     post.min_area_px,
                     post.fill_holes,
                     post.max_hole_px,
+                    check=reporter.check_cancelled,
                 )
                 for i, (row, mask) in enumerate(bands):
                     writer.write_window(mask, row, 0)

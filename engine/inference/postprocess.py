@@ -134,13 +134,17 @@ def postprocess_bands(
     min_area_px: float = 0.0,
     fill_holes: bool = False,
     max_hole_px: float | None = None,
+    check: Callable[[], None] = lambda: None,
 ) -> Iterator[tuple[int, NDArray[np.uint8]]]:
-    """Yield ``(row_off, uint8[T, h, W])`` post-processed bands (see the module docstring)."""
+    """Yield ``(row_off, uint8[T, h, W])`` post-processed bands (see the module docstring).
+
+    ``check()`` runs before each band of the labelling passes (it may raise ``Cancelled``)."""
     last = len(bands) - 1
     holes: list[NDArray[np.bool_]] = []
     if fill_holes:
         comps = [StreamingComponents(width, 4) for _ in range(n_thresholds)]
         for i, (a, b) in enumerate(bands):
+            check()
             m = read(a, b - a)
             for t in range(n_thresholds):
                 comps[t].add(m[t] != GAP, i == 0, i == last)
@@ -161,6 +165,7 @@ def postprocess_bands(
     if min_area_px > 0:
         gaps = [StreamingComponents(width, 8) for _ in range(n_thresholds)]
         for i, (a, b) in enumerate(bands):
+            check()
             m = filled(i, read(a, b - a))
             for t in range(n_thresholds):
                 gaps[t].add(m[t] == GAP, i == 0, i == last)

@@ -20,7 +20,7 @@ import numpy as np
 from affine import Affine
 from numpy.typing import NDArray
 
-from engine.errors import GridError
+from engine.errors import GridError, InputError
 from engine.io.raster import (
     RasterInfo,
     RasterReader,
@@ -43,6 +43,25 @@ class WindowReader(Protocol):
     def close(self) -> None: ...
 
 
+MIN_SIZE_PX = 16
+"""Smallest DSM side (pixels) that ``infer`` and ``classical`` accept. Both judge each pixel's
+height against the lowest surface around it (the normalisation's percentile over 32-64 m
+blocks, the classical method's 30 m window), and the default model's coarsest level works on
+16 x 16 px cells (depth 4): below 16 px no pixel has any surroundings, and the masks say
+nothing (a 3 x 3 px DSM used to be processed without a word)."""
+
+
+def check_size(info: RasterInfo, path: Path) -> None:
+    """:class:`InputError` when the raster is smaller than :data:`MIN_SIZE_PX` on a side."""
+    if min(info.width, info.height) < MIN_SIZE_PX:
+        raise InputError(
+            f"The DSM {path.name} is {info.width} x {info.height} pixels; gap maps need at least "
+            f"{MIN_SIZE_PX} x {MIN_SIZE_PX} (each height is judged against the lowest surface "
+            "around it, over tens of metres).",
+            "Give a larger DSM (the whole area around the gaps of interest).",
+        )
+
+
 def check_dsm(
     path: Path, model_pixel: float | None, tolerance: float, resample: bool
 ) -> tuple[RasterInfo, RasterInfo | None]:
@@ -50,6 +69,7 @@ def check_dsm(
     info = read_info(path, "DSM")
     check_projected(info, "DSM")
     check_band_count(info, 1, "DSM")
+    check_size(info, path)
     if model_pixel is None or model_pixel <= 0:
         return info, None
     px = info.pixel_size
@@ -71,6 +91,7 @@ def check_dsm(
         math.copysign(model_pixel, t.a), 0.0, t.c, 0.0, math.copysign(model_pixel, t.e), t.f
     )
     grid = make_info(width, height, transform, info.crs, nodata=info.nodata, path=path)
+    check_size(grid, path)
     return info, grid
 
 

@@ -14,7 +14,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.io.files import _temp_sibling, clean_leftovers, ensure_parent, output_path
+from engine.io.files import clean_leftovers, ensure_parent, output_path, temp_sibling
+from engine.io.leftovers import work_folder
 
 
 class Staging:
@@ -29,13 +30,14 @@ class Staging:
         final = output_path(final)
         ensure_parent(final)
         clean_leftovers(final)
-        tmp = _temp_sibling(final, "staged")
+        tmp = temp_sibling(final, "staged")
         self._pending.append((tmp, final))
         return tmp
 
     def work_dir(self, path: Path) -> Path:
-        """A scratch folder deleted at commit or abort (distributed part files)."""
-        path.mkdir(parents=True, exist_ok=True)
+        """A scratch folder deleted at commit or abort (part files); marked as this process's,
+        so the next run removes it if this one is killed."""
+        work_folder(path)
         self._work.append(path)
         return path
 

@@ -7,48 +7,47 @@ so a failure or a cancel never leaves a half-written result at the destination.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
-import logging
 import os
-import re
 import shutil
-import socket
-import uuid
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.errors import EngineError, InputError
+from engine.io.failures import failure_kind, write_failure
+from engine.io.leftovers import clean_leftovers, find_leftovers, remove
+from engine.io.tempnames import (
+    HOST,
+    destination_of,
+    output_path,
+    temp_sibling,
+    temp_tag,
+    without_temp_names,
+)
+
+__all__ = [
+    "HOST",
+    "OWNER_FILE",
+    "atomic_dir",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_output_dir",
+    "clean_leftovers",
+    "destination_of",
+    "ensure_parent",
+    "find_leftovers",
+    "output_failure",
+    "output_path",
+    "temp_sibling",
+    "temp_tag",
+]
 
 #: Marker written into every output folder the engine creates: lists what it wrote, so a later
 #: run may replace that folder only when it holds nothing else.
 OWNER_FILE = ".canopygaps-output.json"
 OWNER_FORMAT = "canopygaps-output"
-
-_log = logging.getLogger("engine")
-
-# Temporary names carry the writing process (host hash and pid), so a later run can tell the
-# leftovers of a killed run (process gone: removed) from a run still in progress (kept).
-_HOST = f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
-_TEMP_RE = re.compile(
-    r"^\.+(?P<stem>.+?)\.(?:part|staged|old)-"
-    r"(?:(?P<host>[0-9a-f]{4})-(?P<pid>\d+)-)?[0-9a-f]{8}(?:[.].*)?$"
-)
-
-
-def temp_tag() -> str:
-    """A unique tag for a temporary name: ``<host>-<pid>-<random>``."""
-    return f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _temp_sibling(path: Path, kind: str = "part") -> Path:
-    # Keep the suffix so drivers chosen by extension (GDAL) still recognise the file.
-    return path.with_name(f".{path.stem}.{kind}-{temp_tag()}{path.suffix}")
-
-
-def output_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` made absolute and normalised (``.`` and ``..`` resolved, links kept)."""
-    return Path(os.path.abspath(os.fspath(path)))
 
 
 def ensure_parent(path: Path) -> None:
@@ -67,92 +66,6 @@ def ensure_parent(path: Path) -> None:
         )
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _size(path: Path) -> int:
-    if path.is_dir() and not path.is_symlink():
-        return sum(
-            (Path(root) / f).lstat().st_size for root, _, files in os.walk(path) for f in files
-        )
-    return path.lstat().st_size
-
-
-def find_leftovers(final: str | os.PathLike[str]) -> list[tuple[Path, bool]]:
-    """Temporaries of earlier runs next to ``final``: ``(path, removable)`` pairs.
-
-    A temporary is removable when it was made on this host by a process that no longer exists
-    (a killed run). Temporaries of live runs are not listed; those without a writer tag (older
-    engine versions, other hosts) are listed as not removable.
-    """
-    final = output_path(final)
-    if not final.parent.is_dir():
-        return []
-    found: list[tuple[Path, bool]] = []
-    with os.scandir(final.parent) as entries:
-        for entry in entries:
-            m = _TEMP_RE.match(entry.name)
-            if m is None or not _is_temp_of(entry.name, final):
-                continue
-            if m["pid"] is None or m["host"] != _HOST:
-                found.append((Path(entry.path), False))
-            elif int(m["pid"]) != os.getpid() and not _process_alive(int(m["pid"])):
-                found.append((Path(entry.path), True))
-    return sorted(found)
-
-
-def _is_temp_of(name: str, final: Path) -> bool:
-    """True if ``name`` is one of the temporary names this engine uses for ``final``."""
-    prefixes = [
-        f"{dots}{stem}.{kind}-"
-        for stem in {final.stem, final.name}
-        for dots, kind in ((".", "part"), (".", "staged"), (".", "old"), ("..", "staged"))
-    ]
-    return name.startswith(tuple(prefixes))
-
-
-def clean_leftovers(final: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporaries that killed runs left next to ``final``; log what was found.
-
-    Returns the removed paths. Temporaries that cannot be proven abandoned are named in a
-    warning with their size, never deleted.
-    """
-    removed = []
-    for path, removable in find_leftovers(final):
-        try:
-            size = _size(path)
-        except OSError:
-            continue
-        if removable:
-            _remove(path, ())
-            removed.append(path)
-            _log.warning("Removed %s (%s), left by an interrupted earlier run.", path, _human(size))
-        else:
-            _log.warning(
-                "%s (%s) looks like the leftover of an interrupted run (by an older version or "
-                "another machine); delete it if no other run is writing there.",
-                path,
-                _human(size),
-            )
-    return removed
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], sidecars: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds.
@@ -169,7 +82,7 @@ def atomic_path(path: str | os.PathLike[str], sidecars: tuple[str, ...] = ()) ->
             f"The output {final} is a folder, not a file.", "Give a file name for this output."
         )
     clean_leftovers(final)
-    tmp = _temp_sibling(final)
+    tmp = temp_sibling(final)
     try:
         yield tmp
         if not tmp.exists():
@@ -179,13 +92,39 @@ def atomic_path(path: str | os.PathLike[str], sidecars: tuple[str, ...] = ()) ->
             os.chmod(tmp, 0o666 & ~_umask())
             _fsync(tmp)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         _remove(tmp, sidecars)
+        if _is_write_failure(exc, tmp):
+            raise output_failure(final, exc) from exc
         raise
     for extra in sidecars:
         side = Path(str(tmp) + extra)
         if side.exists():
             os.replace(side, Path(str(final) + extra))
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+
+
+def _is_write_failure(exc: BaseException, tmp: Path) -> bool:
+    """True for an OS error of writing (full disk, size limit...) or one naming ``tmp``, and
+    for a library's own error reporting one (safetensors: 'No space left on device')."""
+    if isinstance(exc, EngineError) or not isinstance(exc, Exception):
+        return False
+    if not isinstance(exc, OSError):
+        return failure_kind(None, str(exc)) in ("full", "quota", "too_large", "read_only")
+    named = str(exc.filename or "").startswith(str(tmp))
+    return named or exc.errno in _WRITE_ERRNOS
+
+
+def output_failure(path: str | os.PathLike[str], exc: BaseException | str) -> EngineError:
+    """The :class:`~engine.errors.OutputError` for a failed write of ``path`` (a temporary path
+    is shown as its destination): what happened and what to do."""
+    if isinstance(exc, EngineError):
+        return exc
+    code = exc.errno if isinstance(exc, OSError) else None
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    return write_failure(destination_of(path), without_temp_names(reason), code)
 
 
 def _fsync(path: Path) -> None:
@@ -196,8 +135,6 @@ def _fsync(path: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError as exc:
-        raise OSError(exc.errno, f"Could not write {path}: {exc.strerror}") from exc
     finally:
         os.close(fd)
 
@@ -293,8 +230,11 @@ def atomic_dir(
                 _fsync(Path(root) / name)
         check_output_dir(final, overwrite)
         _swap_in(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if _is_write_failure(exc, tmp):
+            failed = getattr(exc, "filename", None)
+            raise output_failure(failed if failed else final, exc) from exc
         raise
 
 
@@ -336,8 +276,4 @@ def _umask() -> int:
 
 def _remove(path: Path, sidecars: tuple[str, ...]) -> None:
     for p in (path, *(Path(str(path) + s) for s in sidecars)):
-        with contextlib.suppress(FileNotFoundError):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink()
+        remove(p)

@@ -41,6 +41,9 @@ class NpyItemWriter:
             self._fh.flush()
             self.offset = self._fh.tell()
             self._fh.truncate(self.offset + self.n * self.item_bytes)
+        except OSError as exc:
+            self._fh.close()
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         except BaseException:
             self._fh.close()
             raise
@@ -52,7 +55,10 @@ class NpyItemWriter:
         arr = np.ascontiguousarray(item, dtype=self.dtype)
         if arr.shape != self.item_shape:
             raise ValueError(f"item of shape {arr.shape}; expected {self.item_shape}")
-        os.pwrite(self._fh.fileno(), arr.tobytes(), self.offset + k * self.item_bytes)
+        try:
+            os.pwrite(self._fh.fileno(), arr.tobytes(), self.offset + k * self.item_bytes)
+        except OSError as exc:  # name the file: the caller turns it into a clear message
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def close(self) -> None:
         """Close the file."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import math
 import os
 from pathlib import Path
@@ -36,6 +37,9 @@ from rasterio.windows import Window
 
 from engine.errors import CRSError, GridError, InputError
 from engine.io.files import atomic_path
+from engine.io.gdal_errors import WriteGuard
+
+_log = logging.getLogger("engine")
 
 PathLike: TypeAlias = "str | os.PathLike[str]"
 CRSLike: TypeAlias = "CRS | str | int | None"
@@ -345,6 +349,15 @@ def read_array(
 _RESAMPLING = {r.name: r for r in Resampling}
 
 
+def grid_text(info: RasterInfo) -> str:
+    """``'1000 x 800 px of 0.5 m, EPSG:32618'`` (for log lines)."""
+    crs = "no CRS"
+    if info.crs is not None:
+        epsg = info.crs.to_epsg()
+        crs = f"EPSG:{epsg}" if epsg else (info.crs.to_dict().get("proj") or "custom CRS")
+    return f"{info.width} x {info.height} px of {info.pixel_size:g} m, {crs}"
+
+
 def resampling_method(name: str) -> Resampling:
     """A rasterio ``Resampling`` from its name (``nearest``, ``bilinear``, ``average``...)."""
     try:
@@ -384,6 +397,15 @@ def read_aligned(
                 "Assign the CRS of both rasters (QGIS 'Assign Projection' or "
                 "'gdal_edit.py -a_srs EPSG:xxxx'), or give the 'crs' option.",
             )
+        _log.info(
+            "Resampled the %s %s onto the grid of %s (%s): %s -> %s.",
+            what,
+            src.path.name,
+            ref.path.name,
+            resampling,
+            grid_text(src),
+            grid_text(ref),
+        )
         ds = reader.dataset
         src_nodata = (
             ds.nodata
@@ -484,6 +506,7 @@ class RasterWriter:
         self.crs = to_crs(crs) if crs is not None else like.crs
         self._stack: contextlib.ExitStack | None = None
         self._ds: Any = None
+        self._guard = WriteGuard(self.path)
 
     def profile(self) -> dict[str, Any]:
         """The GDAL creation profile."""
@@ -514,20 +537,20 @@ class RasterWriter:
     def __enter__(self) -> RasterWriter:
         stack = contextlib.ExitStack()
         try:
+            stack.enter_context(rasterio.Env())  # GDAL's failures logged, for self._guard
             tmp = stack.enter_context(atomic_path(self.path, sidecars=(".aux.xml",)))
-            try:
+            self._guard = WriteGuard(tmp)
+            with self._guard():
                 self._ds = rasterio.open(tmp, "w", **self.profile())
-            except (RasterioError, RasterioIOError) as exc:
-                raise InputError(
-                    f"Cannot create the raster {self.path} ({exc}).",
-                    "Choose an output location you can write to, with enough free space.",
-                ) from None
+                for i, desc in enumerate(self.band_descriptions, start=1):
+                    self._ds.set_band_description(i, desc)
         except BaseException:
+            if self._ds is not None:
+                self._ds.close()
+                self._ds = None
             stack.close()
             raise
         self._stack = stack
-        for i, desc in enumerate(self.band_descriptions, start=1):
-            self._ds.set_band_description(i, desc)
         return self
 
     def __exit__(
@@ -541,12 +564,22 @@ class RasterWriter:
         if stack is None:
             return
         try:
-            ds.close()
+            with self._guard():
+                ds.close()
+            if exc_type is None:
+                self._check_written(ds.name)
         except BaseException as close_exc:
             if exc_type is None:  # a failed close on success: delete the partial file, then raise
                 stack.__exit__(type(close_exc), close_exc, close_exc.__traceback__)
                 raise
         stack.__exit__(exc_type, exc, tb)
+
+    def _check_written(self, tmp: str) -> None:
+        """Open the closed file again: it must be a readable raster of the expected shape."""
+        with self._guard(), rasterio.open(tmp) as ds:
+            shape = (ds.count, ds.height, ds.width)
+        if shape != (self.count, self.like.height, self.like.width):
+            raise self._guard.failure(f"the file written has shape {shape}")
 
     def write_window(self, array: NDArray[Any], row_off: int, col_off: int) -> None:
         """Write ``array`` (``[count, h, w]`` or ``[h, w]``), top-left at ``row_off, col_off``.
@@ -570,7 +603,8 @@ class RasterWriter:
         part = arr[:, r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off].astype(
             self.dtype, copy=False
         )
-        self._ds.write(part, window=Window(c0, r0, c1 - c0, r1 - r0))
+        with self._guard():
+            self._ds.write(part, window=Window(c0, r0, c1 - c0, r1 - r0))
 
 
 def write_raster(

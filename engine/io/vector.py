@@ -11,17 +11,21 @@ is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 from engine.errors import InputError, require
-from engine.io.files import atomic_path
+from engine.io.files import atomic_path, output_failure
 
 LAYER = "gaps"
 FIELDS = ("threshold_m", "area_m2", "perimeter_m")
+CHECK_EVERY = 500
+"""Polygons given their attributes between two progress (and Cancel) checks; GDAL's
+Polygonize itself reports progress (and is stopped on Cancel) once per raster row."""
 
 
 def _lut_vrt(
@@ -46,8 +50,10 @@ def polygonise_masks(
 ) -> dict[str, int]:
     """Write gap polygons of every mask band to GeoPackage ``output``; return counts per threshold.
 
-    ``progress(fraction)`` is called between bands and may raise ``Cancelled`` (the partial file
-    is then removed).
+    ``progress(fraction)`` is called for every raster row polygonised and every
+    :data:`CHECK_EVERY` polygons; it may raise ``Cancelled``, which stops GDAL at once (the
+    partial file is then removed). A failed write (full disk...) raises
+    :class:`~engine.errors.OutputError` and leaves nothing at ``output``.
     """
     gdal: Any = require(
         "osgeo.gdal", "Writing gap polygons", "GDAL (Debian: apt install python3-gdal)"
@@ -62,34 +68,113 @@ def polygonise_masks(
     width, height = src.RasterXSize, src.RasterYSize
     srs = src.GetSpatialRef()
     src = None
-    counts: dict[str, int] = {}
+    grid = (width, height, transform, wkt)
+    stop = _Stop(progress)
     with atomic_path(output) as tmp:
-        driver = ogr.GetDriverByName("GPKG")
-        ds = driver.CreateDataSource(str(tmp))
         try:
-            layer = ds.CreateLayer(LAYER, srs, ogr.wkbPolygon)
-            for name in FIELDS:
-                layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal))
-            done = 0
-            for k, t in enumerate(thresholds):
-                vrt = gdal.Open(
-                    _lut_vrt(Path(mask_path).resolve(), k + 1, width, height, transform, wkt)
-                )
-                band = vrt.GetRasterBand(1)
-                gdal.Polygonize(band, band, layer, -1, ["8CONNECTED=8"])
-                vrt = None
-                counts[f"{t:g}"] = _fill_attributes(layer, done, float(t))
-                done += counts[f"{t:g}"]
-                if progress is not None:
-                    progress((k + 1) / len(thresholds))
-        finally:
-            ds = None
+            counts = _write_polygons(
+                gdal, ogr, tmp, Path(mask_path).resolve(), grid, srs, thresholds, stop
+            )
+        except RuntimeError as exc:  # GDAL/OGR errors (exceptions are on)
+            if stop.error is not None:
+                raise stop.error from None
+            raise output_failure(tmp, exc) from exc
+        if stop.error is not None:
+            raise stop.error
     return counts
 
 
-def _fill_attributes(lyr: Any, after_fid: int, threshold: float) -> int:
+class _Stop:
+    """GDAL progress callback: forwards progress, and stops GDAL when it raises (Cancel)."""
+
+    def __init__(self, progress: Callable[[float], None] | None) -> None:
+        self.progress = progress
+        self.error: BaseException | None = None
+        self.start, self.span, self.last = 0.0, 1.0, 0.0
+
+    def __call__(self, complete: float, message: Any = None, data: Any = None) -> int:
+        """GDAL's callback signature; returning 0 makes GDAL stop."""
+        if self.error is not None:
+            return 0
+        self.last = max(self.last, self.start + self.span * min(max(float(complete), 0.0), 1.0))
+        try:
+            if self.progress is not None:
+                self.progress(self.last)
+        except BaseException as exc:  # Cancelled, KeyboardInterrupt
+            self.error = exc
+            return 0
+        return 1
+
+    def check(self, complete: float = 0.0) -> None:
+        """Report progress from Python code; raises the stored or a new cancel."""
+        if self(complete) == 0 and self.error is not None:
+            raise self.error
+
+
+def _write_polygons(
+    gdal: Any,
+    ogr: Any,
+    tmp: Path,
+    mask: Path,
+    grid: tuple[int, int, Sequence[float], str],
+    srs: Any,
+    thresholds: Sequence[float],
+    stop: _Stop,
+) -> dict[str, int]:
+    """Polygonise each band into layer ``gaps`` of a new GeoPackage ``tmp``; counts per band."""
+    counts: dict[str, int] = {}
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
+    try:
+        layer = ds.CreateLayer(LAYER, srs, ogr.wkbPolygon)
+        for name in FIELDS:
+            layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal))
+        done, n = 0, len(thresholds)
+        for k, t in enumerate(thresholds):
+            stop.start, stop.span = k / n, 0.8 / n
+            vrt = gdal.Open(_lut_vrt(mask, k + 1, *grid))
+            band = vrt.GetRasterBand(1)
+            gdal.Polygonize(band, band, layer, -1, ["8CONNECTED=8"], callback=stop)
+            vrt = None
+            stop.check()
+            stop.start, stop.span = (k + 0.8) / n, 0.2 / n
+            counts[f"{t:g}"] = _fill_attributes(layer, done, float(t), stop)
+            done += counts[f"{t:g}"]
+        ds.FlushCache()
+    finally:
+        with _quiet(gdal, ogr):
+            ds = None
+    _check_polygons(ogr, tmp, done)
+    return counts
+
+
+@contextlib.contextmanager
+def _quiet(gdal: Any, ogr: Any) -> Iterator[None]:
+    """OGR without exceptions or messages: for closing a data source (a destructor must not
+    raise; errors were checked by FlushCache, and after a failure the file is deleted)."""
+    was = ogr.GetUseExceptions()
+    ogr.DontUseExceptions()
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+        if was:
+            ogr.UseExceptions()
+
+
+def _check_polygons(ogr: Any, path: Path, expected: int) -> None:
+    """Open the closed GeoPackage again: it must hold the ``expected`` polygons."""
+    ds = ogr.Open(str(path))
+    found = ds.GetLayerByName(LAYER).GetFeatureCount() if ds is not None else -1
+    ds = None
+    if found != expected:
+        raise RuntimeError(f"the GeoPackage holds {found} polygons instead of {expected}")
+
+
+def _fill_attributes(lyr: Any, after_fid: int, threshold: float, stop: _Stop) -> int:
     """Set threshold, area and perimeter on the features added by the last Polygonize."""
     lyr.SetAttributeFilter(f"fid > {after_fid}")
+    total = max(1, lyr.GetFeatureCount())
     lyr.ResetReading()
     lyr.StartTransaction()
     n = 0
@@ -101,6 +186,8 @@ def _fill_attributes(lyr: Any, after_fid: int, threshold: float) -> int:
         feature.SetField("perimeter_m", geom.Boundary().Length())
         lyr.SetFeature(feature)
         n += 1
+        if n % CHECK_EVERY == 0:
+            stop.check(n / total)
         feature = lyr.GetNextFeature()
     lyr.CommitTransaction()
     lyr.SetAttributeFilter(None)

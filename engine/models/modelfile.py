@@ -184,6 +184,12 @@ def _not_safetensors(path: Path, head: bytes) -> ModelFileError:
 def read_header(path: str | Path) -> dict[str, Any]:
     """Parse and check the safetensors header of ``path`` (tensor table + ``__metadata__``)."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(
+            f"The model path {path} is a folder, not a model file.",
+            "Give the path of the .safetensors file written by 'canopygaps train' (inside "
+            "that folder, if it holds one).",
+        )
     if not path.is_file():
         raise ModelFileError(
             f"Model file {path} does not exist.",
@@ -328,6 +334,23 @@ def _check_tensors(
         )
 
 
+def _check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """:class:`ModelFileError` if a floating-point tensor holds NaN or infinity: such weights
+    give NaN logits, read as canopy everywhere, never as an error."""
+    bad = [
+        name
+        for name, t in tensors.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise ModelFileError(
+            f"The model file {path} holds non-finite weights (NaN or infinity) in "
+            f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: it would predict nonsense.",
+            "The training diverged or the file was damaged: use an earlier checkpoint or model "
+            "file, or train again (lower learning rate, gradient clipping, fp32).",
+        )
+
+
 def load_model(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, ModelDescription]:
@@ -360,6 +383,7 @@ def load_model(
             f"Cannot read the weights in {path}: {exc}.", "Copy the model file again."
         ) from None
     _check_tensors(path, tensors, model.state_dict())
+    _check_finite(path, tensors)
     model.load_state_dict(tensors, strict=True)
     model.eval()
     return model.to(map_location), desc

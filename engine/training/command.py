@@ -126,6 +126,47 @@ def _resume_path(config: TrainConfig, run_dir: Path) -> Path | None:
     return last if config.resume in (True, "auto") and last.is_file() else None
 
 
+RESUME_FIXED = ("model", "loss", "optimizer", "scheduler", "thresholds", "batch_size")
+"""Settings a resumed run cannot change: the checkpoint restores the model, loss, optimizer
+(learning rate, betas, weight decay) and scheduler states over the new values, and its data
+position counts batches of the old size. ``epochs`` may grow (continue a finished run): the
+schedule is then followed for the new length from the restored step."""
+
+
+def _changes(old: Any, new: Any, key: str) -> list[str]:
+    """Dotted keys whose values differ between two plain-data configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            c
+            for k in sorted(set(old) | set(new))
+            for c in _changes(old.get(k), new.get(k), f"{key}.{k}")
+        ]
+    return [] if old == new else [f"{key}: {old!r} -> {new!r}"]
+
+
+def check_resume_settings(config: TrainConfig, saved: Path) -> None:
+    """:class:`ConfigError` when resuming with settings of :data:`RESUME_FIXED` changed from
+    those of the run that wrote the checkpoint (its ``config.yaml``): they would be overridden
+    by the checkpoint, or give a different schedule, while the model file would record them."""
+    import yaml
+
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # nothing recorded to compare with
+    if not isinstance(old, dict):
+        return
+    new = config.to_dict()
+    changed = [c for k in RESUME_FIXED if k in old for c in _changes(old[k], new.get(k), k)]
+    if changed:
+        raise ConfigError(
+            "Resuming this run would keep the checkpoint's training state, not these changed "
+            f"settings: {'; '.join(changed)}.",
+            f"Resume with the run's settings ({saved}), or train afresh with the new ones "
+            "(resume: false, or another run_dir).",
+        )
+
+
 def _restore(trainer: Any, path: Path, device: Any) -> None:
     from engine.training.checkpoint import load_checkpoint
 
@@ -159,6 +200,10 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
     run_dir = config.resolved_run_dir
     try:
         manifest = read_manifest(config.dataset)
+        resume_from = _resume_path(config, run_dir)
+        if resume_from is not None:
+            check_resume_settings(config, run_dir / "config.yaml")
+        dist.barrier(world)  # every rank read the old config.yaml before it is replaced
         if world.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             config.save(run_dir / "config.yaml")
@@ -224,7 +269,6 @@ def run_train(config: TrainConfig, reporter: Reporter | None = None) -> dict[str
             height_weight=config.loss.height_weight,
             height_cap_m=config.loss.height_cap_m,
         )
-        resume_from = _resume_path(config, run_dir)
         if resume_from is not None:
             _restore(trainer, resume_from, device)
             trainer.log(

@@ -73,3 +73,24 @@ def test_polygons_have_exact_area_and_perimeter(tmp_path: Path) -> None:
     big = [p for p in polys if p["threshold_m"] == 5.0]
     assert len(big) == 1 and big[0]["area_m2"] == pytest.approx((1200 - 9) * 0.25)
     assert big[0]["perimeter_m"] == pytest.approx(2 * (20 + 15))
+
+
+def test_cancel_is_checked_in_every_labelling_band() -> None:
+    """Cancel stops the labelling passes (no band is yielded yet there) at the next band."""
+    from engine.errors import Cancelled
+
+    m = np.zeros((1, 64, 16), np.uint8)
+    reads: list[int] = []
+
+    def read(row: int, height: int) -> np.ndarray:
+        reads.append(row)
+        return m[:, row : row + height]
+
+    def check() -> None:
+        if len(reads) == 2:
+            raise Cancelled()
+
+    bands = [(r, r + 8) for r in range(0, 64, 8)]
+    with pytest.raises(Cancelled):
+        next(postprocess_bands(read, bands, 16, 1, min_area_px=3, fill_holes=True, check=check))
+    assert reads == [0, 8]

@@ -139,7 +139,7 @@ def test_leftovers_of_dead_runs_are_removed_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = _dead_pid()
-    host = files._HOST
+    host = files.HOST
     stale_file = tmp_path / f".gaps.part-{host}-{dead}-0123abcd.tif"
     stale_file.write_bytes(b"x" * 5000)
     staged = tmp_path / f"..gaps.staged-{host}-{dead}-0123abcd.part-{host}-{dead}-89abcdef.tif"
@@ -169,7 +169,7 @@ def test_leftovers_of_dead_runs_are_removed_and_logged(
 
 
 def test_find_leftovers_ignores_own_process(tmp_path: Path) -> None:
-    own = tmp_path / f".gaps.part-{files._HOST}-{os.getpid()}-0123abcd.tif"
+    own = tmp_path / f".gaps.part-{files.HOST}-{os.getpid()}-0123abcd.tif"
     own.write_bytes(b"x")
     assert find_leftovers(tmp_path / "gaps.tif") == []
     assert clean_leftovers(tmp_path / "gaps.tif") == []

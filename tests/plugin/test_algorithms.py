@@ -306,6 +306,30 @@ def test_engine_error_becomes_processing_exception(provider, rasters, tmp_path, 
     assert not (tmp_path / "g.tif").exists()
 
 
+@BACKENDS
+def test_full_disk_becomes_processing_exception(provider, rasters, tmp_path, backend):
+    """A full disk (a 16 KB tmpfs): the engine's plain message reaches QGIS, nothing is left."""
+    from qgis.core import QgsProcessingException
+    from reliability_helpers import mounted_tmpfs
+
+    with mounted_tmpfs(tmp_path / "disk", "size=16k") as disk:
+        with pytest.raises(QgsProcessingException) as info:
+            run(
+                "classical",
+                {
+                    "DSM": rasters["dsm"],
+                    "OUTPUT": str(disk / "g.tif"),
+                    "HEIGHTS": str(disk / "h.tif"),
+                    "BACKEND": backend,
+                },
+            )
+        left = sorted(p.name for p in disk.iterdir())
+    text = str(info.value)
+    assert f"The disk holding {disk} is full (No space left on device)" in text, text
+    assert "Free some space on that disk" in text
+    assert left == []
+
+
 def test_subprocess_with_a_missing_interpreter(provider, rasters, tmp_path, monkeypatch):
     from qgis.core import QgsProcessingException
 

@@ -43,3 +43,22 @@ def test_cancel_leaves_no_output(provider, feedback_factory, tmp_path, backend):
     assert fb.isCanceled()
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if ".part-" in p.name]
+
+
+def test_killed_engine_temporaries_are_removed(provider, tmp_path):
+    """After the runner killed an engine, its temporaries of every kind are removed; other
+    hidden files next to the output are kept."""
+    from chm_plugin.runner import _remove_partials
+
+    names = [
+        ".gaps.part-d16a-1-0123abcd.tif",
+        ".gaps.staged-d16a-1-0123abcd.tif",
+        "..gaps.staged-d16a-1-0123abcd.part-d16a-1-89abcdef.tif",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".gaps.parts").mkdir()
+    (tmp_path / ".gaps.parts" / "part0_mask.tif").write_bytes(b"x")
+    (tmp_path / ".gapsnotes.txt").write_text("mine")
+    _remove_partials([str(tmp_path / "gaps.tif")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gapsnotes.txt"]

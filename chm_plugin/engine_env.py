@@ -77,7 +77,7 @@ def missing_modules(python: str, modules: dict[str, str] | None = None) -> list[
     modules = REQUIRED if modules is None else modules
     code = (
         "import importlib.util as u, json, sys\n"
-        f"print(json.dumps([m for m in {sorted(modules)!r} if u.find_spec(m) is None]))"
+        f"print(json.dumps([m for m in {list(modules)!r} if u.find_spec(m) is None]))"
     )
     try:
         done = subprocess.run(

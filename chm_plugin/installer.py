@@ -108,7 +108,9 @@ def run_streamed(argv: list[str], feedback, on_line=None) -> tuple[int, list[str
         if feedback.isCanceled():
             _stop(proc)
             raise QgsProcessingException("Cancelled by the user; nothing was installed.")
-    return proc.wait(), tail
+    rc = proc.wait()
+    proc.stdout.close()
+    return rc, tail
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -119,6 +121,7 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait()
+    proc.stdout.close()
 
 
 class PipProgress:

@@ -316,7 +316,10 @@ def _drive(request, backend: ProcessBackend, invocation, feedback, cwd: str) -> 
     if stderr:
         feedback.pushConsoleInfo("Engine stderr (last lines):\n" + stderr)
     if sink.error is not None:
-        raise QgsProcessingException(error_text(sink.error, request.key_names))
+        error = dict(sink.error)
+        if error.get("type") in ("ModuleNotFoundError", "ImportError") and not error.get("hint"):
+            error["hint"] = backend.explain_failure(str(error.get("message") or ""))
+        raise QgsProcessingException(error_text(error, request.key_names))
     hint = backend.explain_failure(stderr)
     last = backend.failure_line(list(stderr_tail))
     raise QgsProcessingException(

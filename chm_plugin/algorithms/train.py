@@ -17,8 +17,8 @@ from chm_plugin.inputs import file_path
 
 ARCHITECTURE_HELP = (
     "unet (default), resunet_attention (residual U-Net with attention gates), film_unet "
-    "(threshold-conditioned: predicts at any threshold), deeplab_lite. A model with a height "
-    "head (set 'model.args.head' in 'More engine settings') also predicts at any threshold."
+    "(threshold-conditioned: predicts at any threshold), deeplab_lite. Models with a height or "
+    "residual_height head (chosen in 'More engine settings') also predict at any threshold."
 )
 # In dialog order; rare settings under Advanced.
 SETTINGS = (
@@ -117,8 +117,8 @@ class TrainAlgorithm(EngineAlgorithm):
                 behavior=QgsProcessingParameterFile.Folder,
                 optional=True,
             ),
-            "Folder for checkpoints, metrics and logs (empty = <model name>-run next to the "
-            "model file; an existing run there is resumed).",
+            "Folder for checkpoints, metrics and logs (empty = next to the model file, named "
+            "after it with '-run' added; an existing run there is resumed).",
             advanced=True,
             key="run_dir",
         )

@@ -330,3 +330,56 @@ def test_subprocess_without_the_engine(provider, rasters, tmp_path, monkeypatch)
     monkeypatch.setenv("PYTHONNOUSERSITE", "1")
     with pytest.raises(QgsProcessingException, match=r"cannot import the canopygaps engine"):
         run("diagnostics", {"BACKEND": SUBPROCESS})
+
+
+def aggregate_ious(metrics: str) -> dict[str, dict[float, float]]:
+    import json
+
+    doc = json.loads(Path(metrics).read_text())
+    return {
+        label: {b["threshold_m"]: b["pixel"]["iou"] for b in method["thresholds"]}
+        for label, method in doc["aggregate"]["methods"].items()
+    }
+
+
+def test_evaluate_reports_each_method(scene, trained, tmp_path):
+    """GAP_MASK_*, MODEL_* and CLASSICAL_* outputs hold each method's figures of metrics.json;
+    MEAN_IOU/IOU_*M are the gap mask's, else the model's (never the classical method's)."""
+    from statistics import mean
+
+    mask = run(
+        "classical",
+        {
+            "DSM": scene["DSM"],
+            "THRESHOLDS": "2,5,10",
+            "WINDOW": 12,  # unlike the classical method's default: other figures
+            "OUTPUT": str(tmp_path / "mask.tif"),
+            "BACKEND": INPROCESS,
+        },
+    )
+    model = trained["model"]["OUTPUT"]
+    common = {
+        "REFERENCE": scene["CHM"],
+        "DSM": scene["DSM"],
+        "MODEL": model,
+        "CLASSICAL": True,
+        "FIGURES": False,
+        "BACKEND": INPROCESS,
+    }
+    out = run("evaluate", {**common, "PREDICTION": mask["OUTPUT"], "OUTPUT": str(tmp_path / "r1")})
+    ious = aggregate_ious(out["METRICS"])
+    labels = {"GAP_MASK": "gap_mask", "MODEL": Path(model).stem, "CLASSICAL": "classical"}
+    assert set(ious) == set(labels.values())
+    for prefix, label in labels.items():
+        for t in (2, 5, 10):
+            assert out[f"{prefix}_IOU_{t}M"] == pytest.approx(ious[label][float(t)])
+        assert out[f"{prefix}_IOU_15M"] is None and out[f"{prefix}_IOU_20M"] is None
+        assert out[f"{prefix}_MEAN_IOU"] == pytest.approx(mean(ious[label].values()))
+    assert len({out[f"{p}_MEAN_IOU"] for p in labels}) == 3  # three different methods
+    assert out["MEAN_IOU"] == out["GAP_MASK_MEAN_IOU"] and out["IOU_5M"] == out["GAP_MASK_IOU_5M"]
+    out = run("evaluate", {**common, "OUTPUT": str(tmp_path / "r2")})
+    ious = aggregate_ious(out["METRICS"])
+    assert out["MODEL_IOU_5M"] == pytest.approx(ious[Path(model).stem][5.0])
+    assert out["CLASSICAL_IOU_5M"] == pytest.approx(ious["classical"][5.0])
+    assert out["MEAN_IOU"] == out["MODEL_MEAN_IOU"] != out["CLASSICAL_MEAN_IOU"]
+    assert out["GAP_MASK_MEAN_IOU"] is None

@@ -191,11 +191,16 @@ def load_chain() -> ChainModel | None:
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - developer tool
+    import os
     import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if os.environ.get("QT_HASH_SEED") != "0":  # Qt writes XML attributes in hash order
+        env = {**os.environ, "QT_HASH_SEED": "0"}
+        os.execve(sys.executable, [sys.executable, "-m", "chm_plugin.modeler", *args], env)
 
     from chm_plugin.provider import CanopyGapsProvider
 
-    args = sys.argv[1:] if argv is None else argv
     app = QgsApplication([], False)
     app.initQgis()
     provider = CanopyGapsProvider()

@@ -94,6 +94,9 @@ class CanopyGapsAlgorithm(QgsProcessingAlgorithm):
     ) -> QgsProcessingParameterDefinition:
         """Add ``param`` with its help; ``advanced`` puts it under Advanced parameters;
         ``key`` is the engine setting it feeds (messages then name the parameter)."""
+        if isinstance(param, QgsProcessingParameterEnum) and param.usesStaticStrings():
+            # qgis_process 3.22 calls every choice a number: say they are given by name
+            help_text += f" Given by name: {', '.join(param.options())}."
         param.setHelp(self.tr(help_text))
         if advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)

@@ -21,10 +21,15 @@ from chm_plugin.algorithms.preprocess import add_reference, band_of, site_name
 from chm_plugin.inputs import file_path, raster_path
 
 DEFAULT_THRESHOLDS = (2, 5, 10, 15, 20)
-# Methods with their own numeric outputs: output prefix -> label. The engine labels a model
-# by its file name and the classical method 'classical'; a gap mask is labelled here.
-METHODS = {"GAP_MASK": "Gap mask", "MODEL": "Model", "CLASSICAL": "Classical method"}
 GAP_MASK_LABEL = "gap_mask"
+# Methods with their own numeric outputs, in the order MEAN_IOU/IOU_*M fall back on:
+# output prefix -> (description, method label in the engine's metrics; None = the model
+# file's name, as the engine labels models). A new evaluated method is one more line.
+METHODS = {
+    "GAP_MASK": ("Gap mask", GAP_MASK_LABEL),
+    "MODEL": ("Model", None),
+    "CLASSICAL": ("Classical method", "classical"),
+}
 SETTINGS = (
     P(
         "CLASSICAL",
@@ -148,8 +153,8 @@ class EvaluateAlgorithm(EngineAlgorithm):
         )
         self.addOutput(QgsProcessingOutputFile("REPORT", self.tr("HTML report")))
         self.addOutput(QgsProcessingOutputFile("METRICS", self.tr("Metrics (JSON)")))
-        for prefix, label in (("", ""), *METHODS.items()):
-            who = f"{label}: " if label else ""
+        for prefix, description in (("", ""), *((p, d) for p, (d, _) in METHODS.items())):
+            who = f"{description}: " if description else ""
             self.addOutput(QgsProcessingOutputNumber(mean_output(prefix), f"{who}Mean IoU"))
             for t in DEFAULT_THRESHOLDS:
                 self.addOutput(
@@ -194,6 +199,11 @@ class EvaluateAlgorithm(EngineAlgorithm):
         params.update(sites=[site], output=output, models=[])
         if model:
             params["models"] = [file_path(model, "model file", (".safetensors",))]
+            if Path(model).stem in {label for _, label in METHODS.values()}:
+                raise QgsProcessingException(
+                    f"The report names methods after their files, and '{Path(model).stem}' is "
+                    "taken by another method: rename the model file (and its .json)."
+                )
             inputs.append(params["models"][0])
         params = self.with_options(params, parameters, context)
         return self.request(params, inputs, [output])
@@ -201,11 +211,8 @@ class EvaluateAlgorithm(EngineAlgorithm):
     def outputs(self, result, parameters, context, feedback):
         ious = result.get("iou") or {}
         model = self.parameterAsFile(parameters, self.MODEL, context)
-        labels = {
-            "GAP_MASK": GAP_MASK_LABEL,
-            "MODEL": Path(model).stem if model else None,
-            "CLASSICAL": "classical",
-        }
+        model_label = Path(model).stem if model else None
+        labels = {p: model_label if label is None else label for p, (_, label) in METHODS.items()}
         out = {
             "OUTPUT": result.get("output"),
             "REPORT": result.get("html") or result.get("report"),

@@ -57,8 +57,9 @@ class FreshProfile:
             cwd=self.cwd,
         )
 
-    def run(self, alg: str, **params) -> subprocess.CompletedProcess:
-        args = ["run", f"canopygaps:{alg}", "--json", "--"]
+    def run(self, alg: str, json_output: bool = True, **params) -> subprocess.CompletedProcess:
+        """``qgis_process run`` (``--json``: results only; else the log and progress too)."""
+        args = ["run", f"canopygaps:{alg}", *(["--json"] if json_output else []), "--"]
         return self.qgis_process(*args, *(f"{k}={v}" for k, v in params.items()))
 
     def run_ok(self, alg: str, **params) -> dict:

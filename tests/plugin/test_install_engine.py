@@ -71,9 +71,12 @@ def check_out_of_the_box(profile: FreshProfile, tmp_path: Path, **install) -> No
     done = profile.run("diagnostics")
     assert done.returncode == 1
     assert "Install engine" in done.stdout + done.stderr
-    # 2. Install engine
-    out = profile.run_ok("install_engine", **install)
-    python = Path(out["ENGINE_PYTHON"])
+    # 2. Install engine: pip's output and the progress reach the log
+    done = profile.run("install_engine", json_output=False, **install)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "Successfully installed canopygaps" in done.stdout and "100 - done." in done.stdout
+    python = profile.venv / "bin" / "python"
+    assert f"ENGINE_PYTHON:\t{python}" in done.stdout
     assert (
         python.parent.parent == profile.venv and (profile.venv / "canopygaps-engine.json").is_file()
     )

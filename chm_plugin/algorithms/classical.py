@@ -18,12 +18,29 @@ METHOD = (
         help="Comma-separated height thresholds in metres: gap where height <= threshold.",
     ),
     P(
+        "METHOD",
+        "method",
+        "Method",
+        help="adaptive = small and large slope-corrected ground windows blended by forest "
+        "openness (parameters chosen on the project's lidar sites; 'More engine settings' "
+        "changes them); smoothed_minimum = the DSM's local minimum over 'Local minimum window "
+        "(m)', smoothed over 'Smoothing (m)' (21 m and 21 m make the ref21 baseline).",
+    ),
+    P(
         "WINDOW",
         "window_m",
         "Local minimum window (m)",
-        help="Side in metres of the local-minimum window (wider than the largest gap).",
+        help="smoothed_minimum only: side in metres of the local-minimum window (wider than "
+        "the largest gap).",
     ),
-    P("SMOOTHING", "smoothing_m", "Smoothing (m)", True),
+    P(
+        "SMOOTHING",
+        "smoothing_m",
+        "Smoothing (m)",
+        True,
+        "smoothed_minimum only: side in metres of the mean filter smoothing the local minimum "
+        "(0 = none).",
+    ),
 )
 
 
@@ -35,12 +52,14 @@ class ClassicalAlgorithm(GapMaskAlgorithm):
     ANCHOR = "classical-gap-masks-classical"
     ICON = "classical"
     TAGS = ("canopy", "gap", "forest", "dsm", "chm", "local minimum", "baseline", "mask")
-    SHORT = "Gap masks from a DSM without a trained model (DSM minus a smoothed local minimum)."
+    SHORT = "Gap masks from a DSM without a trained model, from a ground estimate."
     HELP = (
-        "Heights above ground are approximated by the DSM minus its smoothed local minimum "
-        "(a window wider than the largest gap), and a pixel is gap at threshold t where that "
-        "height is <= t. Quick, needs neither a GPU nor a model, and is the baseline that "
-        "'Evaluate gap masks' reports next to a model.\n"
+        "Estimates the ground under the canopy from local minima of the DSM and marks a pixel "
+        "as gap at threshold t where the DSM is at most t above that ground. The adaptive "
+        "method (default) blends a small and a large slope-corrected window by how open the "
+        "forest is; smoothed_minimum is the plain smoothed local minimum. Quick, needs neither "
+        "a GPU nor a model, and is the baseline that 'Evaluate gap masks' reports next to a "
+        "model.\n"
         "Writes the same gap mask raster as 'Predict gap masks' (one band per threshold) and, "
         "on request, the heights and gap polygons."
     )
@@ -60,8 +79,8 @@ class ClassicalAlgorithm(GapMaskAlgorithm):
                 optional=True,
                 createByDefault=False,
             ),
-            "Optional float32 raster of the heights that are thresholded, in any raster format "
-            "QGIS writes.",
+            "Optional float32 raster of the heights above the ground estimate that are "
+            "thresholded (adaptive: one band per threshold), in any raster format QGIS writes.",
             key="heights",
         )
         self.add_polygons_output()

@@ -36,7 +36,8 @@ SETTINGS = (
         "classical",
         "Also evaluate the classical method",
         True,
-        "Run the classical method (no model) on the DSM and report it alongside.",
+        "Run the classical baselines (no model) on the DSM and report them alongside: the "
+        "adaptive method ('classical' in the report) and ref21 (smoothed minimum, 21 m).",
     ),
     P(
         "THRESHOLDS",
@@ -199,7 +200,8 @@ class EvaluateAlgorithm(EngineAlgorithm):
         params.update(sites=[site], output=output, models=[])
         if model:
             params["models"] = [file_path(model, "model file", (".safetensors",))]
-            if Path(model).stem in {label for _, label in METHODS.values()}:
+            taken = {label for _, label in METHODS.values()} | {"ref21"}  # ref21: a baseline
+            if Path(model).stem in taken:
                 raise QgsProcessingException(
                     f"The report names methods after their files, and '{Path(model).stem}' is "
                     "taken by another method: rename the model file (and its .json)."

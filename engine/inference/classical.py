@@ -71,7 +71,8 @@ class ClassicalConfig(Config):
         metadata={
             "help": "adaptive (small/large slope-corrected windows blended by forest openness; "
             "parameters chosen on the shared lidar sites) or smoothed_minimum (window_m, "
-            "smoothing_m; 21/21 = the ref21 baseline)."
+            "smoothing_m; 21/21 = the ref21 baseline).",
+            "choices": METHODS,
         },
     )
     adaptive: AdaptiveParams = field(

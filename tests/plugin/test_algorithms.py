@@ -352,7 +352,8 @@ def test_evaluate_reports_each_method(scene, trained, tmp_path):
         {
             "DSM": scene["DSM"],
             "THRESHOLDS": "2,5,10",
-            "WINDOW": 12,  # unlike the classical method's default: other figures
+            "METHOD": "smoothed_minimum",  # unlike the classical baseline: other figures
+            "WINDOW": 12,
             "OUTPUT": str(tmp_path / "mask.tif"),
             "BACKEND": INPROCESS,
         },

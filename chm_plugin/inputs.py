@@ -60,14 +60,43 @@ def export_geotiff(
     return path
 
 
+def band_geotiff(layer: QgsRasterLayer, band: int, feedback: QgsProcessingFeedback | None) -> str:
+    """Band ``band`` of ``layer`` as a temporary one-band GeoTIFF (GDAL, nodata kept)."""
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    name = "".join(c if c.isalnum() else "_" for c in layer.name())[:40] or "raster"
+    path = os.path.join(
+        QgsProcessingUtils.tempFolder(), f"{name}-band{band}-{uuid.uuid4().hex[:8]}.tif"
+    )
+    try:
+        gdal.Translate(
+            path,
+            layer.source(),
+            bandList=[band],
+            creationOptions=["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"],
+        )
+    except RuntimeError as exc:
+        raise QgsProcessingException(
+            f"Cannot read band {band} of '{layer.name()}' ({exc})."
+        ) from exc
+    if feedback is not None:
+        feedback.pushInfo(f"Band {band} of '{layer.name()}' copied to the temporary GeoTIFF {path}")
+    return path
+
+
 def raster_path(
     layer: QgsRasterLayer | None,
     what: str,
     context: QgsProcessingContext,
     feedback: QgsProcessingFeedback | None,
     projected: bool = True,
+    band: int | None = None,
 ) -> str:
-    """A GeoTIFF path for ``layer``; checks that it is valid and (optionally) projected."""
+    """A GeoTIFF path for ``layer``; checks that it is valid and (optionally) projected.
+
+    ``band`` picks one band of a multi-band layer (copied to a temporary GeoTIFF); None keeps
+    the layer as it is (the engine then checks its band count)."""
     if layer is None or not layer.isValid():
         raise QgsProcessingException(f"The {what} is not a valid raster layer.")
     crs = layer.crs()
@@ -78,7 +107,15 @@ def raster_path(
             "(degrees), but gap sizes and heights need metres. Reproject it to a projected CRS "
             "(e.g. the local UTM zone) with Raster > Projections > Warp (Reproject) first."
         )
-    return plain_geotiff(layer) or export_geotiff(layer, context, feedback)
+    if band is not None and not 1 <= band <= layer.bandCount():
+        raise QgsProcessingException(
+            f"The {what} '{layer.name()}' has {layer.bandCount()} band(s); band {band} does not "
+            "exist."
+        )
+    path = plain_geotiff(layer) or export_geotiff(layer, context, feedback)
+    if band is not None and layer.bandCount() > 1:
+        return band_geotiff(QgsRasterLayer(path, layer.name(), "gdal"), band, feedback)
+    return path
 
 
 def file_path(value: str, what: str, suffixes: tuple[str, ...] = ()) -> str:

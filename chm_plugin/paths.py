@@ -1,14 +1,13 @@
-"""Where things are: the plugin folder, the engine package, bundled styles and models."""
+"""Where things are: the plugin folder, the bundled engine, models, styles, icons and help."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 BUNDLED_ENGINE_ROOT = PLUGIN_DIR / "vendor"
+ICONS = PLUGIN_DIR / "icons"
+HELP_PAGE = PLUGIN_DIR / "help" / "index.html"
 
 
 def engine_root() -> Path | None:
@@ -25,8 +24,8 @@ def engine_root() -> Path | None:
 
 
 def resource(*parts: str) -> Path | None:
-    """A bundled resource file (QML style, .model3): ``chm_plugin/resources`` in the packaged
-    plugin, ``<repo>/resources`` in a source checkout."""
+    """A bundled resource file (QML style, .model3, model): ``chm_plugin/resources`` in the
+    packaged plugin, ``<repo>/resources`` in a source checkout."""
     for base in (PLUGIN_DIR / "resources", PLUGIN_DIR.parent / "resources"):
         path = base.joinpath(*parts)
         if path.exists():
@@ -34,28 +33,28 @@ def resource(*parts: str) -> Path | None:
     return None
 
 
-def _looks_like_python(path: str) -> bool:
-    return Path(path).name.lower().startswith("python")
+def default_model() -> str:
+    """The bundled default model file ('' when missing: the plugin was packaged without it)."""
+    path = resource("models", "default.safetensors")
+    return str(path) if path is not None else ""
 
 
-def default_python() -> str:
-    """The interpreter the subprocess backend uses when the settings name none.
+def icon_path(name: str) -> str:
+    """The SVG icon of algorithm ``name`` (the plugin icon when it has none)."""
+    path = ICONS / f"{name}.svg"
+    return str(path if path.is_file() else PLUGIN_DIR / "icon.svg")
 
-    Inside QGIS ``sys.executable`` is often the QGIS binary, so: ``$CANOPYGAPS_PYTHON``, then
-    the source checkout's ``.venv``, then ``sys.executable`` when it is a Python, then
-    ``python3``/``python`` on PATH.
-    """
-    env = os.environ.get("CANOPYGAPS_PYTHON", "").strip()
-    if env:
-        return env
-    for venv in (PLUGIN_DIR.parent / ".venv", PLUGIN_DIR / ".venv"):
-        for candidate in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
-            if candidate.is_file():
-                return str(candidate)
-    if sys.executable and _looks_like_python(sys.executable):
-        return sys.executable
-    for name in ("python3", "python"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "python3"
+
+def help_page() -> Path:
+    """The help page: README rendered to HTML in the packaged plugin, the README in a
+    checkout."""
+    return HELP_PAGE if HELP_PAGE.is_file() else PLUGIN_DIR.parent / "README.md"
+
+
+def help_url(anchor: str) -> str:
+    """A file URL of the help page at the README section of ``anchor``."""
+    from qgis.PyQt.QtCore import QUrl
+
+    url = QUrl.fromLocalFile(str(help_page()))
+    url.setFragment(anchor)
+    return url.toString()

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from qgis.core import QgsApplication
 
+FIRST_RUN = (
+    "The Canopy gaps engine has no Python to run in yet. Run 'Install engine' once "
+    "(Processing Toolbox > Canopy gaps > Tools)."
+)
+
+
+def needs_install() -> bool:
+    """True when the subprocess backend (the default) would find no engine Python."""
+    from chm_plugin import settings
+
+    current = settings.current()
+    return current.backend == "subprocess" and not current.python
+
 
 class CanopyGapsPlugin:
     """Registers the Canopy gaps Processing provider (GUI and qgis_process)."""
@@ -24,8 +37,12 @@ class CanopyGapsPlugin:
             self.provider = provider
 
     def initGui(self) -> None:
-        """Called by QGIS desktop; the provider is all this plugin adds."""
+        """Called by QGIS desktop: the provider, and the first-run hint when needed."""
         self.initProcessing()
+        if self.iface is not None and needs_install():
+            from qgis.core import Qgis
+
+            self.iface.messageBar().pushMessage("Canopy gaps", FIRST_RUN, Qgis.Info, 0)
 
     def unload(self) -> None:
         """Remove the provider."""

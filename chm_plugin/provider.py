@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsProcessingProvider, QgsRasterFileWriter, QgsVectorFileWriter
 from qgis.PyQt.QtGui import QIcon
 
 from chm_plugin import settings
@@ -49,16 +49,23 @@ class CanopyGapsProvider(QgsProcessingProvider):
         settings.unregister()
 
     def supportsNonFileBasedOutput(self) -> bool:
-        return False  # the engine writes files (GeoTIFF, GeoPackage), never memory layers
+        return False  # the engine writes files, never memory layers
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:
-        return ["tif"]
+        # GeoTIFF is what the engine writes; other formats are converted (chm_plugin.outputs)
+        others = [e for e in QgsRasterFileWriter.supportedFormatExtensions() if e != "tif"]
+        return ["tif", *dict.fromkeys(others)]
 
     def supportedOutputVectorLayerExtensions(self) -> list[str]:
-        return ["gpkg"]
+        others = [e for e in QgsVectorFileWriter.supportedFormatExtensions() if e != "gpkg"]
+        return ["gpkg", *dict.fromkeys(others)]
 
     def loadAlgorithms(self) -> None:
         from chm_plugin.algorithms import ALGORITHMS
+        from chm_plugin.modeler import load_chain
 
         for cls in ALGORITHMS:
             self.addAlgorithm(cls())
+        chain = load_chain()
+        if chain is not None:
+            self.addAlgorithm(chain)

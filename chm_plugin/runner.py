@@ -36,6 +36,8 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessi
 
 from chm_plugin.backends import EngineRequest, ProcessBackend, get_backend
 from chm_plugin.backends.base import Backend
+from chm_plugin.engine_env import INSTALL_ACTION
+from chm_plugin.messages import to_qgis
 
 KILL_AFTER_S = 5.0
 POLL_S = 0.1
@@ -45,8 +47,11 @@ CANCELLED_MESSAGE = "Cancelled by the user; partial outputs were removed."
 class EventSink:
     """Turns engine events into feedback calls and remembers the result or error."""
 
-    def __init__(self, feedback: QgsProcessingFeedback) -> None:
+    def __init__(
+        self, feedback: QgsProcessingFeedback, key_names: dict[str, str] | None = None
+    ) -> None:
         self.feedback = feedback
+        self.key_names = dict(key_names or {})
         self.result: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.stage = ""
@@ -63,7 +68,8 @@ class EventSink:
                 fb.setProgressText(stage)
             fb.setProgress(100.0 * float(event.get("value", 0.0)))
         elif kind == "log":
-            level, message = event.get("level", "info"), str(event.get("message", ""))
+            level = event.get("level", "info")
+            message = to_qgis(str(event.get("message", "")), self.key_names)
             if level == "warning":
                 fb.pushWarning(message)
             elif level == "error":
@@ -78,10 +84,13 @@ class EventSink:
             self.error = dict(event)
 
 
-def error_text(error: dict[str, Any]) -> str:
-    """'<message>\\n<hint>' of an engine error event."""
+def error_text(error: dict[str, Any], key_names: dict[str, str] | None = None) -> str:
+    """'<message>\\n<hint>' of an engine error event, in QGIS terms."""
     message = str(error.get("message") or error.get("type") or "The engine failed.")
     hint = str(error.get("hint") or "")
+    if error.get("type") == "MissingDependencyError" and "pip install" not in hint:
+        hint = f"{hint} {INSTALL_ACTION}".strip()
+    message, hint = to_qgis(message, key_names), to_qgis(hint, key_names)
     return f"{message}\n{hint}" if hint else message
 
 
@@ -142,7 +151,7 @@ def run_engine(
 
 
 def _run_in_process(request: EngineRequest, backend, feedback) -> dict[str, Any]:
-    sink = EventSink(feedback)
+    sink = EventSink(feedback, request.key_names)
     feedback.pushCommandInfo(f"engine.api.run_request({request.to_json()})")
     try:
         result = backend.run(request, feedback, sink)
@@ -157,11 +166,12 @@ def _run_in_process(request: EngineRequest, backend, feedback) -> dict[str, Any]
         if message is None:  # not an engine error: a bug or a broken dependency
             feedback.pushDebugInfo(traceback.format_exc())
             message = f"{name}: {exc}"
-            if isinstance(exc, ImportError):
-                from chm_plugin.backends.inprocess import INSTALL_HINT
+        if isinstance(exc, ImportError):  # MissingDependencyError too
+            from chm_plugin.backends.inprocess import INSTALL_HINT
 
-                hint = INSTALL_HINT
-        raise QgsProcessingException(f"{message}\n{hint}" if hint else message) from exc
+            hint = INSTALL_HINT
+        error = {"message": message, "hint": hint, "type": name}
+        raise QgsProcessingException(error_text(error, request.key_names)) from exc
     if feedback.isCanceled():
         raise QgsProcessingException(CANCELLED_MESSAGE)
     return dict(result or {})
@@ -245,7 +255,7 @@ def _drive(request, backend: ProcessBackend, invocation, feedback, cwd: str) -> 
     ]
     for thread in threads:
         thread.start()
-    sink = EventSink(feedback)
+    sink = EventSink(feedback, request.key_names)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
     open_streams = 2
     cancel_at: float | None = None
@@ -313,9 +323,12 @@ def _drive(request, backend: ProcessBackend, invocation, feedback, cwd: str) -> 
     if stderr:
         feedback.pushConsoleInfo("Engine stderr (last lines):\n" + stderr)
     if sink.error is not None:
-        raise QgsProcessingException(error_text(sink.error))
+        error = dict(sink.error)
+        if error.get("type") in ("ModuleNotFoundError", "ImportError") and not error.get("hint"):
+            error["hint"] = backend.explain_failure(str(error.get("message") or ""))
+        raise QgsProcessingException(error_text(error, request.key_names))
     hint = backend.explain_failure(stderr)
-    last = next((s for s in reversed(stderr_tail) if s.strip()), "")
+    last = backend.failure_line(list(stderr_tail))
     raise QgsProcessingException(
         f"The engine exited with code {rc} without a result"
         + (f": {last}" if last else ".")

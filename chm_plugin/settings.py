@@ -44,7 +44,8 @@ def _setting_objects():
         Setting(
             GROUP,
             PYTHON,
-            "Python interpreter of the engine (subprocess backend; empty = automatic)",
+            "Python interpreter of the engine (subprocess backend; empty = the one set up by "
+            "'Install engine')",
             "",
             valuetype=Setting.FILE,
         ),
@@ -120,7 +121,7 @@ class PluginSettings:
 
 def current() -> PluginSettings:
     """Read the settings now (each run reads them afresh)."""
-    from chm_plugin.paths import default_python
+    from chm_plugin.engine_env import default_python
 
     python = str(_raw(PYTHON) or "").strip() or default_python()
     image = str(_raw(DOCKER_IMAGE) or "").strip() or os.environ.get(

@@ -37,6 +37,7 @@ def collect() -> dict[str, Any]:
         "rasterio": _version("rasterio"),
         "scipy": _version("scipy"),
         "safetensors": _version("safetensors"),
+        "pyyaml": _version("yaml"),
         "onnxruntime": _version("onnxruntime"),
     }
     try:

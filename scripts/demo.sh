@@ -37,7 +37,7 @@ else
 fi
 
 step "1/4 preprocess: gap labels at 2, 5, 10, 15, 20 m and training tiles from DSM + DTM"
-run_alg preprocess DSM="$OUT/scene/dsm.tif" REFERENCE="$OUT/scene/dtm.tif" REFERENCE_KIND=1 \
+run_alg preprocess DSM="$OUT/scene/dsm.tif" REFERENCE="$OUT/scene/dtm.tif" REFERENCE_KIND=dtm \
   TILE_SIZE=128 SITE_NAME=demo OUTPUT="$OUT/dataset"
 
 step "2/4 infer: default model ($MODEL) -> gap masks + polygons"
@@ -49,7 +49,7 @@ run_alg classical DSM="$OUT/scene/dsm.tif" OUTPUT="$OUT/classical.tif"
 
 step "4/4 evaluate: model, classical method and ref21 against labels from DSM - DTM"
 run_alg evaluate PREDICTION="$OUT/gaps.tif" DSM="$OUT/scene/dsm.tif" \
-  REFERENCE="$OUT/scene/dtm.tif" REFERENCE_KIND=1 CLASSICAL=1 SITE_NAME=demo OUTPUT="$OUT/report"
+  REFERENCE="$OUT/scene/dtm.tif" REFERENCE_KIND=dtm CLASSICAL=1 SITE_NAME=demo OUTPUT="$OUT/report"
 
 "$PY" - "$OUT" "$SCENE" <<'PYEOF'
 import json, sys

@@ -4,6 +4,7 @@ from chm_plugin.algorithms.classical import ClassicalAlgorithm
 from chm_plugin.algorithms.diagnostics import DiagnosticsAlgorithm
 from chm_plugin.algorithms.evaluate import EvaluateAlgorithm
 from chm_plugin.algorithms.infer import InferAlgorithm
+from chm_plugin.algorithms.install import InstallEngineAlgorithm
 from chm_plugin.algorithms.preprocess import PreprocessAlgorithm
 from chm_plugin.algorithms.synth import SynthAlgorithm
 from chm_plugin.algorithms.train import TrainAlgorithm
@@ -16,4 +17,5 @@ ALGORITHMS = [
     ClassicalAlgorithm,
     SynthAlgorithm,
     DiagnosticsAlgorithm,
+    InstallEngineAlgorithm,
 ]

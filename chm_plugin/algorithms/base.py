@@ -1,4 +1,10 @@
-"""Shared base of the Canopy gaps algorithms: parameters in, one engine request out."""
+"""Shared bases of the Canopy gaps algorithms.
+
+:class:`CanopyGapsAlgorithm` gives every algorithm its identity, plain-text help (rendered by
+the dialog and printed by ``qgis_process help``), tags, icon and help page. :class:`EngineAlgorithm`
+adds the engine's parameters (:mod:`.params`, from the engine schema), the backend choice, and
+the run: parameters -> one engine request -> runner -> outputs.
+"""
 
 from __future__ import annotations
 
@@ -16,32 +22,33 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from chm_plugin.algorithms.options import apply_options, options_help
+from chm_plugin.algorithms.params import EngineParam, definition, engine_values
 from chm_plugin.backends import EngineRequest
-from chm_plugin.paths import PLUGIN_DIR
+from chm_plugin.paths import help_url, icon_path
 
-BACKEND_OPTIONS = ["Default (provider setting)", "In-process", "Subprocess", "Docker"]
-BACKEND_IDS = [None, "inprocess", "subprocess", "docker"]
-HELP_URL = "https://github.com/canopygaps/canopygaps#qgis-plugin"
+BACKENDS = ["default", "inprocess", "subprocess", "docker"]
+BACKEND_HELP = (
+    "Where the engine runs: default = the provider setting (Settings > Options > Processing > "
+    "Providers > Canopy gaps); inprocess = in QGIS's own Python; subprocess = in the engine's "
+    "Python (set up by 'Install engine'); docker = in a Docker container."
+)
 
 
-class EngineAlgorithm(QgsProcessingAlgorithm):
-    """Subclasses set the names and help, add parameters in ``init_parameters`` and map them
-    to one request in ``build_request``; ``outputs`` turns the engine result into outputs."""
+class CanopyGapsAlgorithm(QgsProcessingAlgorithm):
+    """Identity and help of a Canopy gaps algorithm.
 
-    BACKEND = "BACKEND"
-    OPTIONS = "OPTIONS"
-    NAME = ""
-    DISPLAY = ""
-    GROUP = "Canopy gaps"
-    GROUP_ID = "canopygaps"
-    HELP = ""
-    BACKEND_ADVANCED = True
+    Subclasses set ``NAME``, ``DISPLAY``, ``GROUP``/``GROUP_ID``, ``SHORT`` (one line: the
+    toolbox tooltip and the first line of ``qgis_process help``), ``HELP`` (plain text,
+    paragraphs separated by newlines; it does not repeat ``SHORT`` nor list the parameters,
+    whose own help the dialog and ``qgis_process help`` show), ``TAGS``, ``ICON`` (a file
+    of ``chm_plugin/icons``) and ``ANCHOR`` (its section of the README, the help page).
+    """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._param_help: list[tuple[str, str]] = []
+    NAME = DISPLAY = SHORT = HELP = ICON = ANCHOR = ""
+    GROUP, GROUP_ID = "Tools", "tools"
+    TAGS: tuple[str, ...] = ()
 
-    # -- identity -------------------------------------------------------------------------
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("CanopyGaps", text)
 
@@ -60,71 +67,118 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def groupId(self) -> str:
         return self.GROUP_ID
 
+    def tags(self) -> list[str]:
+        return [self.tr(t) for t in self.TAGS]
+
     def icon(self) -> QIcon:
-        return QIcon(str(PLUGIN_DIR / "icon.svg"))
+        return QIcon(icon_path(self.ICON or self.NAME))
+
+    def svgIconPath(self) -> str:
+        return icon_path(self.ICON or self.NAME)
 
     def helpUrl(self) -> str:
-        return HELP_URL
-
-    def shortHelpString(self) -> str:
-        entries = self._param_help
-        if not entries:  # help asked before initAlgorithm: describe a fresh instance
-            fresh = type(self)()
-            fresh.initAlgorithm()
-            entries = fresh._param_help
-        items = "".join(f"<li><b>{label}</b>: {text}</li>" for label, text in entries)
-        return f"{self.tr(self.HELP)}<h3>Parameters</h3><ul>{items}</ul>"
+        return help_url(self.ANCHOR)
 
     def shortDescription(self) -> str:
-        return self.tr(self.HELP.split("\n")[0].split(". ")[0])
+        return self.tr(self.SHORT)
 
-    # -- parameters -----------------------------------------------------------------------
-    def add(self, param: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False):
-        """Add ``param`` with its help; ``advanced`` puts it under Advanced parameters."""
+    def shortHelpString(self) -> str:
+        return self.tr(self.HELP)
+
+    def add(
+        self,
+        param: QgsProcessingParameterDefinition,
+        help_text: str,
+        advanced: bool = False,
+        key: str = "",
+    ) -> QgsProcessingParameterDefinition:
+        """Add ``param`` with its help; ``advanced`` puts it under Advanced parameters;
+        ``key`` is the engine setting it feeds (messages then name the parameter)."""
+        if isinstance(param, QgsProcessingParameterEnum) and param.usesStaticStrings():
+            # qgis_process 3.22 calls every choice a number: say they are given by name
+            help_text += f" Given by name: {', '.join(param.options())}."
         param.setHelp(self.tr(help_text))
         if advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self._param_help.append((param.description(), help_text))
         self.addParameter(param)
+        if key:
+            self._key_names[key] = f"'{param.description()}' ({param.name()})"
         return param
 
-    def add_options(self, example: str = "") -> None:
-        """The Advanced OPTIONS parameter: free 'key=value; ...' engine settings."""
-        self.add(
-            QgsProcessingParameterString(
-                self.OPTIONS, self.tr("More engine settings"), "", optional=True
-            ),
-            OPTIONS_HELP + (f" E.g. '{example}'." if example else ""),
-            advanced=True,
-        )
-
-    def add_output_help(self, output, help_text: str) -> None:
-        self._param_help.append((output.description() + " (output)", help_text))
-        self.addOutput(output)
-
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
-        self._param_help = []
+        self._key_names: dict[str, str] = {}
         self.init_parameters()
-        self.add(
-            QgsProcessingParameterEnum(
-                self.BACKEND,
-                self.tr("Engine backend"),
-                options=BACKEND_OPTIONS,
-                defaultValue=0,
-            ),
-            "Where the engine runs: the provider's default (Settings > Options > Processing > "
-            "Providers > Canopy gaps), in QGIS's own Python, in a separate Python interpreter, "
-            "or in a Docker container.",
-            advanced=self.BACKEND_ADVANCED,
-        )
 
     def init_parameters(self) -> None:
         raise NotImplementedError
 
-    # -- running --------------------------------------------------------------------------
+
+class EngineAlgorithm(CanopyGapsAlgorithm):
+    """An algorithm that maps its parameters to one engine request.
+
+    ``init_parameters`` adds parameters (:meth:`add_engine` for schema-driven ones,
+    :meth:`add` for layers, files and outputs), ``build_request`` maps them to one
+    :class:`EngineRequest`, and ``outputs`` turns the engine result into outputs.
+    """
+
+    COMMAND = ""
+    BACKEND = "BACKEND"
+    OPTIONS = "OPTIONS"
+    BACKEND_ADVANCED = True
+
+    def add_engine(self, spec: EngineParam, advanced: bool | None = None):
+        """Add the schema-driven parameter ``spec`` (default, bounds, help from the engine)."""
+        from chm_plugin.schema import field_entry
+
+        entry = field_entry(self.COMMAND, spec.key)
+        self._engine_specs.append(spec)
+        hidden = spec.advanced if advanced is None else advanced
+        return self.add(definition(spec, entry), spec.help or entry["help"], hidden, spec.key)
+
+    def add_options(self) -> None:
+        """The Advanced OPTIONS parameter: settings no other parameter sets."""
+        param = QgsProcessingParameterString(
+            self.OPTIONS, self.tr("More engine settings"), "", optional=True
+        )
+        self.add(param, options_help(self.COMMAND, set(self._key_names)), advanced=True)
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self._engine_specs: list[EngineParam] = []
+        super().initAlgorithm(config)
+        self.add(
+            QgsProcessingParameterEnum(
+                self.BACKEND, self.tr("Engine backend"), BACKENDS, False, "default", False, True
+            ),
+            BACKEND_HELP,
+            advanced=self.BACKEND_ADVANCED,
+        )
+
+    def key_names(self) -> dict[str, str]:
+        """Engine setting -> "'Label' (NAME)" of the parameter that sets it."""
+        return dict(self._key_names)
+
+    def engine_params(self, parameters, context) -> dict[str, Any]:
+        """The engine settings of every schema-driven parameter."""
+        return engine_values(self, self._engine_specs, self.COMMAND, parameters, context)
+
+    def with_options(self, params: dict[str, Any], parameters, context) -> dict[str, Any]:
+        """``params`` with the OPTIONS text merged in."""
+        return apply_options(params, self.parameterAsString(parameters, self.OPTIONS, context))
+
     def backend_from(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
-        index = self.parameterAsEnum(parameters, self.BACKEND, context)
-        return BACKEND_IDS[index] if 0 <= index < len(BACKEND_IDS) else None
+        name = self.parameterAsEnumString(parameters, self.BACKEND, context)
+        return None if name in ("", "default") else name
+
+    def request(self, params, inputs=(), outputs=(), targets=None) -> EngineRequest:
+        """The request of this algorithm's command, with its parameter names for messages."""
+        return EngineRequest(
+            self.COMMAND,
+            params,
+            inputs=list(inputs),
+            outputs=list(outputs),
+            targets=dict(targets or {}),
+            key_names=self.key_names(),
+        )
 
     def build_request(
         self,
@@ -144,6 +198,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return {}
 
     def processAlgorithm(self, parameters, context, feedback):
+        from chm_plugin.outputs import finish_outputs
         from chm_plugin.runner import run_engine
 
         feedback = feedback or QgsProcessingFeedback()
@@ -151,78 +206,5 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         result = run_engine(request, feedback, self.backend_from(parameters, context))
         if feedback.isCanceled():
             raise QgsProcessingException("Cancelled by the user.")
+        result = finish_outputs(request, result, context, feedback)
         return self.outputs(result, parameters, context, feedback)
-
-
-def thresholds_list(text: str) -> list[float]:
-    """'2, 5,10' -> [2.0, 5.0, 10.0]; raises a QgsProcessingException on a bad number."""
-    values = []
-    for part in str(text or "").replace(";", ",").replace(" ", ",").split(","):
-        if not part.strip():
-            continue
-        try:
-            values.append(float(part))
-        except ValueError:
-            raise QgsProcessingException(
-                f"Height thresholds must be numbers in metres separated by commas, e.g. '2,5,10'; "
-                f"got {part!r}."
-            ) from None
-    return values
-
-
-OPTIONS_HELP = (
-    "Other engine settings as 'key=value' pairs separated by ';', with dotted keys for nested "
-    "settings, e.g. 'seed=3; split.block_tiles=4'. Values are JSON (numbers, true/false, "
-    "[lists], {mappings}) or plain text. Keys are checked by the engine: an unknown key is an "
-    "error naming the valid ones."
-)
-
-
-def _parse_value(text: str) -> Any:
-    import json
-
-    text = text.strip()
-    lowered = text.lower()
-    if lowered in ("true", "yes", "on"):
-        return True
-    if lowered in ("false", "no", "off"):
-        return False
-    if lowered in ("null", "none", ""):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def apply_options(params: dict[str, Any], text: str) -> dict[str, Any]:
-    """Merge 'a.b=1; c=x' overrides into ``params`` (nested mappings created as needed)."""
-    for item in str(text or "").replace("\n", ";").split(";"):
-        if not item.strip():
-            continue
-        if "=" not in item:
-            raise QgsProcessingException(
-                f"Engine options must be key=value pairs separated by ';', got {item.strip()!r}."
-            )
-        key, value = item.split("=", 1)
-        parts = [p.strip() for p in key.strip().split(".") if p.strip()]
-        if not parts:
-            raise QgsProcessingException(f"Empty key in engine option {item.strip()!r}.")
-        node = params
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise QgsProcessingException(
-                    f"Engine option {key.strip()!r}: {part!r} is not a section."
-                )
-            node = child
-        node[parts[-1]] = _parse_value(value)
-    return params
-
-
-def optional_number(alg, parameters, name, context) -> float | None:
-    """A QgsProcessingParameterNumber that may be left empty (None)."""
-    value = parameters.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return alg.parameterAsDouble(parameters, name, context)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-from qgis.core import Qgis, QgsProcessingOutputString
+from qgis.core import Qgis, QgsProcessingException, QgsProcessingOutputString
 
 from chm_plugin.algorithms.base import EngineAlgorithm
-from chm_plugin.backends import EngineRequest
+from chm_plugin.engine_env import INSTALL_ACTION, REQUIRED
 
 OUTPUTS = [
     ("QGIS_VERSION", "QGIS version"),
@@ -37,17 +37,38 @@ def qgis_gdal_version() -> str:
         return QgsProviderRegistry.instance().providerMetadata("gdal").description()
 
 
+def missing_packages(info: dict) -> list[str]:
+    """pip names of the engine dependencies the diagnostics report found missing."""
+    return [pip for pip in REQUIRED.values() if not info.get(pip)]
+
+
+def missing_hint(backend) -> str:
+    """What to do about missing packages with ``backend``."""
+    if backend.name == "docker":
+        return "The Docker image is incomplete: rebuild it from the canopygaps sources."
+    if backend.name == "inprocess":
+        from chm_plugin.backends.inprocess import INSTALL_HINT
+
+        return INSTALL_HINT
+    return INSTALL_ACTION
+
+
 class DiagnosticsAlgorithm(EngineAlgorithm):
     NAME = "diagnostics"
+    COMMAND = "diagnostics"
     DISPLAY = "Diagnostics (versions, GPU, backend)"
-    GROUP = "Tools"
-    GROUP_ID = "tools"
+    GROUP, GROUP_ID = "Tools", "tools"
+    ANCHOR = "diagnostics-diagnostics"
+    ICON = "diagnostics"
+    TAGS = ("canopy", "gap", "versions", "gpu", "cuda", "torch", "python", "check", "support")
     BACKEND_ADVANCED = False
+    SHORT = "Checks the engine's Python: versions, packages, GPU."
     HELP = (
-        "Reports what the Canopy gaps algorithms run on: the QGIS version and the GDAL of the "
-        "QGIS process, then, from the engine started by the chosen backend, its version, Python, "
-        "GDAL, torch and CUDA (GPU) versions. Run it first when something does not work, and "
-        "attach its log to bug reports."
+        "Reports the QGIS version and the GDAL of the QGIS process, then, from the engine "
+        "started by the chosen backend, its version, Python, GDAL, torch and CUDA (GPU) "
+        "versions. Fails, naming what to install, when the engine's Python lacks a package "
+        "the engine needs.\n"
+        "Run it first when something does not work, and attach its log to bug reports."
     )
 
     def init_parameters(self) -> None:
@@ -55,7 +76,7 @@ class DiagnosticsAlgorithm(EngineAlgorithm):
             self.addOutput(QgsProcessingOutputString(key, self.tr(label)))
 
     def build_request(self, parameters, context, feedback):
-        return EngineRequest("diagnostics", {})
+        return self.request({})
 
     def processAlgorithm(self, parameters, context, feedback):
         from chm_plugin.backends import get_backend
@@ -83,5 +104,11 @@ class DiagnosticsAlgorithm(EngineAlgorithm):
         }
         for key, value in engine_side.items():
             feedback.pushInfo(f"{key}: {value}")
+        missing = missing_packages(info)
+        if missing:
+            raise QgsProcessingException(
+                f"The engine's Python ({engine_side['ENGINE_PYTHON']}) lacks "
+                f"{', '.join(missing)}. {missing_hint(backend)}"
+            )
         report = {**qgis_side, **engine_side, "engine": info}
         return {**qgis_side, **engine_side, "REPORT": json.dumps(report, default=str)}

@@ -1,69 +1,86 @@
-"""Shared parameters of the algorithms that write gap masks (infer, classical)."""
+"""Shared parts of the gap-mask algorithms (infer, classical): DSM, outputs, post-processing."""
 
 from __future__ import annotations
 
-import os
-
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
 )
 
-from chm_plugin.algorithms.base import EngineAlgorithm, optional_number
+from chm_plugin.algorithms.base import EngineAlgorithm
+from chm_plugin.algorithms.params import EngineParam
 from chm_plugin.inputs import raster_path
+from chm_plugin.outputs import OutputTarget, raster_target, vector_target
 from chm_plugin.styles import GAP_MASK, POLYGONS, style_on_load
 
+MASK_FORMATS = (
+    "Any raster format QGIS writes (by extension; GeoTIFF is written directly, others are "
+    "converted from it)."
+)
 
-def destination(alg, parameters, name, context) -> str | None:
-    """Path of an (optional) output: None when not requested; GDAL/OGR suffixes removed."""
+
+def destination(alg, parameters, name, context, kind: str = "raster") -> OutputTarget | None:
+    """The output ``name`` as asked for (None when not requested)."""
     value = alg.parameterAsOutputLayer(parameters, name, context)
     if not value:
         return None
-    return value.split("|", 1)[0]
+    return raster_target(value) if kind == "raster" else vector_target(value)
 
 
 class GapMaskAlgorithm(EngineAlgorithm):
-    """Adds DSM, OUTPUT, POLYGONS and the mask post-processing parameters."""
+    """Adds DSM, BAND, OUTPUT, POLYGONS and the mask post-processing parameters."""
 
-    DSM, OUTPUT, POLYGONS = "DSM", "OUTPUT", "POLYGONS"
+    DSM, BAND, OUTPUT, POLYGONS = "DSM", "BAND", "OUTPUT", "POLYGONS"
     MIN_GAP_AREA, FILL_HOLES, MAX_HOLE_AREA = "MIN_GAP_AREA", "FILL_HOLES", "MAX_HOLE_AREA"
 
     def add_dsm(self) -> None:
         self.add(
             QgsProcessingParameterRasterLayer(self.DSM, self.tr("DSM")),
-            "Digital surface model (one band, heights in metres, projected CRS). Layers that "
-            "are not GeoTIFF files are exported to a temporary GeoTIFF first.",
+            "Digital surface model (heights in metres, projected CRS). Layers that are not "
+            "GeoTIFF files are exported to a temporary GeoTIFF first.",
+            key="dsm",
+        )
+        self.add_engine(
+            EngineParam(
+                self.BAND,
+                "band",
+                self.tr("DSM band"),
+                help="Band of the DSM holding the heights (empty: the DSM must have one band).",
+                band_of=self.DSM,
+            )
         )
 
     def add_mask_options(self) -> None:
-        num = QgsProcessingParameterNumber
-        self.add(
-            num(self.MIN_GAP_AREA, self.tr("Smallest gap (m²)"), num.Double, 0.0, False, 0),
-            "Remove gaps (8-connected) smaller than this area in m² (0 = keep all).",
+        self.add_engine(
+            EngineParam(
+                self.MIN_GAP_AREA,
+                "min_gap_area_m2",
+                self.tr("Smallest gap (m²)"),
+                help="Remove gaps (8-connected) smaller than this area in m² (0 = keep all).",
+            )
         )
-        self.add(
-            QgsProcessingParameterBoolean(self.FILL_HOLES, self.tr("Fill holes in gaps"), False),
-            "Fill canopy holes enclosed by a gap (done before the area filter).",
-            advanced=True,
+        self.add_engine(
+            EngineParam(self.FILL_HOLES, "fill_holes", self.tr("Fill holes in gaps"), True)
         )
-        self.add(
-            num(
-                self.MAX_HOLE_AREA, self.tr("Largest hole to fill (m²)"), num.Double, None, True, 0
-            ),
-            "With 'Fill holes': only fill holes up to this area (empty = any size).",
-            advanced=True,
+        self.add_engine(
+            EngineParam(
+                self.MAX_HOLE_AREA,
+                "max_hole_area_m2",
+                self.tr("Largest hole to fill (m²)"),
+                True,
+                "With 'Fill holes in gaps': only fill holes up to this area (empty = any size).",
+            )
         )
 
     def add_mask_outputs(self) -> None:
         self.add(
             QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Gap mask")),
-            "GeoTIFF, uint8, one band per threshold (band description 'gap <= 5 m'): "
-            "1 = gap, 0 = canopy, 255 = nodata; same grid and CRS as the DSM. Loaded with a "
-            "paletted style (band 1; change the band in the layer properties).",
+            "uint8, one band per threshold (band description 'gap <= 5 m'): 1 = gap, 0 = "
+            "canopy, 255 = nodata; same grid and CRS as the DSM. Loaded with a paletted style "
+            f"(band 1; change the band in the layer properties). {MASK_FORMATS}",
+            key="output",
         )
 
     def add_polygons_output(self) -> None:
@@ -75,43 +92,36 @@ class GapMaskAlgorithm(EngineAlgorithm):
                 optional=True,
                 createByDefault=False,
             ),
-            "Optional GeoPackage of gap polygons with threshold_m, area_m2 and perimeter_m "
-            "(one feature per gap and threshold).",
+            "Optional gap polygons with threshold_m, area_m2 and perimeter_m (one feature per "
+            "gap and threshold), in any vector format QGIS writes (GeoPackage directly, others "
+            "converted).",
+            key="polygons",
         )
 
-    def mask_params(self, parameters, context, feedback) -> tuple[dict, list[str], list[str]]:
-        """(params, inputs, outputs) shared by infer and classical."""
+    def mask_params(self, parameters, context, feedback) -> tuple[dict, list[str], dict]:
+        """(params, inputs, output targets) shared by infer and classical."""
         dsm = raster_path(
             self.parameterAsRasterLayer(parameters, self.DSM, context), "DSM", context, feedback
         )
-        output = destination(self, parameters, self.OUTPUT, context)
-        params = {
-            "dsm": dsm,
-            "output": output,
-            "min_gap_area_m2": self.parameterAsDouble(parameters, self.MIN_GAP_AREA, context),
-            "fill_holes": self.parameterAsBoolean(parameters, self.FILL_HOLES, context),
-            "max_hole_area_m2": optional_number(self, parameters, self.MAX_HOLE_AREA, context),
-        }
-        outputs = [output]
-        polygons = destination(self, parameters, self.POLYGONS, context)
-        if polygons:
-            params["polygons"] = polygons
-            outputs.append(polygons)
-        return params, [dsm], outputs
+        params = self.engine_params(parameters, context)
+        params["dsm"] = dsm
+        targets = {self.OUTPUT: destination(self, parameters, self.OUTPUT, context)}
+        params["output"] = targets[self.OUTPUT].engine_path
+        polygons = destination(self, parameters, self.POLYGONS, context, "vector")
+        if polygons is not None:
+            params["polygons"] = polygons.engine_path
+            targets[self.POLYGONS] = polygons
+        return params, [dsm], targets
 
-    def result_path(self, result, key, parameters, name, context) -> str | None:
-        """The path the engine reports for ``key``, else the requested one if it was written."""
-        value = result.get(key)
-        if isinstance(value, str) and value:
-            return value
-        requested = destination(self, parameters, name, context)
-        return requested if requested and os.path.exists(requested) else None
-
-    def mask_outputs(self, result, parameters, context) -> dict:
-        out = {self.OUTPUT: self.result_path(result, "output", parameters, self.OUTPUT, context)}
+    def mask_outputs(self, result, context) -> dict:
+        out = {self.OUTPUT: result.get("output")}
         style_on_load(context, out[self.OUTPUT], GAP_MASK)
-        polygons = self.result_path(result, "polygons", parameters, self.POLYGONS, context)
-        if polygons:
-            out[self.POLYGONS] = polygons
-            style_on_load(context, polygons, POLYGONS)
+        if result.get("polygons"):
+            out[self.POLYGONS] = result["polygons"]
+            style_on_load(context, out[self.POLYGONS], POLYGONS)
         return out
+
+
+def engine_outputs(targets: dict) -> list[str]:
+    """The files the engine writes for ``targets``."""
+    return [t.engine_path for t in targets.values() if t is not None]

@@ -20,12 +20,19 @@ REQUEST_VERSION = 1
 
 @dataclass
 class EngineRequest:
-    """One engine command with its params, plus the file paths it reads and writes."""
+    """One engine command with its params, plus the file paths it reads and writes.
+
+    ``targets`` (output parameter -> :class:`chm_plugin.outputs.OutputTarget`) are outputs the
+    plugin converts after the run; ``key_names`` (engine setting -> "'Label' (NAME)") lets
+    messages name the parameter instead of the engine setting. Neither is sent to the engine.
+    """
 
     command: str
     params: dict[str, Any]
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    targets: dict[str, Any] = field(default_factory=dict)
+    key_names: dict[str, str] = field(default_factory=dict)
 
     def with_absolute_paths(self, cwd: str | None = None) -> EngineRequest:
         """A copy whose relative input/output paths are absolute (resolved against ``cwd``).
@@ -55,6 +62,8 @@ class EngineRequest:
             fix(self.params),
             [mapping.get(p, p) for p in self.inputs],
             [mapping.get(p, p) for p in self.outputs],
+            dict(self.targets),
+            dict(self.key_names),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,3 +119,7 @@ class ProcessBackend(Backend):
     def explain_failure(self, stderr: str) -> str:
         """A fix-it hint for a child that died without an engine error event."""
         return ""
+
+    def failure_line(self, stderr_lines: list[str]) -> str:
+        """The stderr line that says why the child died (default: the last non-empty one)."""
+        return next((s for s in reversed(stderr_lines) if s.strip()), "")

@@ -77,12 +77,27 @@ class DockerBackend(ProcessBackend):
             translate_event=getattr(run, "translate_event", None),
         )
 
+    def failure_line(self, stderr_lines: list[str]) -> str:
+        """Docker's own error (``docker: ...``, ``Error response from daemon: ...``), not its
+        closing "See 'docker run --help'" line."""
+        for line in stderr_lines:
+            text = line.strip()
+            if text.startswith("docker: ") or "Error response from daemon" in text:
+                return text.removeprefix("docker: ")
+        return super().failure_line(stderr_lines)
+
     def explain_failure(self, stderr: str) -> str:
         low = stderr.lower()
+        if "cannot connect to the docker daemon" in low or "docker daemon is not running" in low:
+            return (
+                "Start Docker (the Docker service, or Docker Desktop) and run again, or choose "
+                f"the Subprocess backend in {SETTINGS_PLACE}."
+            )
         if "unable to find image" in low or "pull access denied" in low or "no such image" in low:
             return (
-                f"The Docker image '{self.image}' is not available: build it (docker/README) or "
-                f"set 'Docker image of the engine' in {SETTINGS_PLACE}."
+                f"The Docker image '{self.image}' is not available: build it (see docker/README.md "
+                f"of the canopygaps sources) or set 'Docker image of the engine' in "
+                f"{SETTINGS_PLACE}."
             )
         if "could not select device driver" in low or ("nvidia" in low and "gpu" in low):
             return (
@@ -91,4 +106,7 @@ class DockerBackend(ProcessBackend):
             )
         if "permission denied" in low and "docker" in low:
             return "Your user may not use Docker: add it to the 'docker' group and log in again."
-        return f"Check that 'docker run --rm {self.image} diagnostics' works in a terminal."
+        return (
+            f"Run the Diagnostics algorithm with the Docker backend to check the image "
+            f"'{self.image}'."
+        )

@@ -16,10 +16,9 @@ from chm_plugin.backends.base import Backend, EngineRequest
 from chm_plugin.paths import BUNDLED_ENGINE_ROOT, engine_root
 
 INSTALL_HINT = (
-    "Install the engine into QGIS's Python (python3 -m pip install canopygaps, or "
-    "'pip install -e .' in the source checkout), or choose the Subprocess backend "
-    "(Advanced parameters, or Settings > Options > Processing > Providers > Canopy gaps) "
-    "with a Python that has it."
+    "QGIS's own Python lacks what the engine needs. Choose the Subprocess backend (Advanced "
+    "parameter 'Engine backend', or Settings > Options > Processing > Providers > Canopy gaps) "
+    "and run 'Install engine' (Processing Toolbox > Canopy gaps > Tools) once."
 )
 
 

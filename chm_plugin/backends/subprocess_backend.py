@@ -1,6 +1,6 @@
 """Subprocess backend: ``<python> -m engine request --file REQ.json --jsonl``.
 
-The interpreter comes from the provider settings (default: see ``chm_plugin.paths.default_python``)
+The interpreter comes from the provider settings (default: ``chm_plugin.engine_env.default_python``)
 and ``PYTHONPATH`` gets the bundled engine (packaged plugin) or the source checkout, so the child
 imports the engine that ships with this plugin.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingException
 
 from chm_plugin.backends.base import EngineRequest, Invocation, ProcessBackend
+from chm_plugin.engine_env import INSTALL_ACTION, REQUIRED
 from chm_plugin.paths import engine_root
 
 SETTINGS_PLACE = "Settings > Options > Processing > Providers > Canopy gaps"
@@ -30,17 +31,24 @@ class SubprocessBackend(ProcessBackend):
         self.python = python
 
     def _resolved_python(self) -> str | None:
+        if not self.python:
+            return None
         if os.path.sep in self.python or (os.altsep and os.altsep in self.python):
             return self.python if Path(self.python).is_file() else None
         return shutil.which(self.python)
 
     def check(self) -> None:
+        if not self.python:
+            raise QgsProcessingException(
+                "No Python with the engine's packages (torch, rasterio, numpy, scipy, "
+                f"safetensors, pyyaml) was found for the Subprocess backend. {INSTALL_ACTION}"
+            )
         if self._resolved_python() is None:
             raise QgsProcessingException(
                 f"The engine's Python interpreter '{self.python}' was not found. Set 'Python "
-                f"interpreter of the engine' in {SETTINGS_PLACE} (or $CANOPYGAPS_PYTHON) to a "
-                "Python that has the canopygaps engine and its dependencies (numpy, rasterio, "
-                "torch) installed."
+                f"interpreter of the engine' in {SETTINGS_PLACE} to an existing Python, or "
+                "clear it to use the one 'Install engine' (Processing Toolbox > Canopy gaps > "
+                "Tools) sets up."
             )
 
     def describe(self) -> dict[str, str]:
@@ -80,17 +88,17 @@ class SubprocessBackend(ProcessBackend):
             module = match.group(1).split(".")[0]
             if module == "engine":
                 return (
-                    f"The Python interpreter {self.python} cannot import the canopygaps engine. "
-                    "Reinstall the plugin (it bundles the engine) or install it there with "
-                    f"'{self.python} -m pip install canopygaps', or choose another interpreter in "
-                    f"{SETTINGS_PLACE}."
+                    f"The Python interpreter {self.python} cannot import the canopygaps engine "
+                    "that comes with the plugin: reinstall the plugin."
                 )
-            return (
-                f"The Python interpreter {self.python} lacks the package '{module}'. Install the "
-                f"engine's dependencies there ('{self.python} -m pip install canopygaps'), or "
-                f"choose another interpreter in {SETTINGS_PLACE}."
-            )
+            return missing_module_hint(module, self.python)
         return (
-            f"Check that {self.python} runs the engine: '{self.python} -m engine diagnostics' "
-            "(or run the Canopy gaps Diagnostics algorithm)."
+            f"Check that {self.python} runs the engine: run the Diagnostics algorithm "
+            "(Processing Toolbox > Canopy gaps > Tools)."
         )
+
+
+def missing_module_hint(module: str, python: str) -> str:
+    """What to do when the engine's Python lacks ``module``."""
+    package = REQUIRED.get(module, module)
+    return f"The engine's Python {python} lacks the package '{package}'. {INSTALL_ACTION}"

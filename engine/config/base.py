@@ -231,9 +231,58 @@ def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def positive(value: Any) -> str | None:
-    """Field check: value > 0."""
-    return None if value > 0 else "must be greater than 0."
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """A field check for numbers in an inclusive range (``exclusive_minimum``: strictly above).
+
+    Used as ``metadata={"check": Bounds(...)}``: :func:`from_dict` calls it (None passes, for
+    optional fields), and :mod:`engine.config.schema` exports the bounds for front ends.
+    """
+
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+
+    def __call__(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and (value <= lo if self.exclusive_minimum else value < lo):
+            return self.describe()
+        if hi is not None and value > hi:
+            return self.describe()
+        return None
+
+    def describe(self) -> str:
+        """'must be ...' sentence of the range."""
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            return f"must be between {lo:g} and {hi:g}."
+        if lo is not None:
+            return (
+                f"must be greater than {lo:g}."
+                if self.exclusive_minimum
+                else ("must not be negative." if lo == 0 else f"must be {lo:g} or more.")
+            )
+        return f"must be {hi:g} or less."
+
+
+positive = Bounds(minimum=0, exclusive_minimum=True)
+"""Field check: value > 0."""
+non_negative = Bounds(minimum=0)
+"""Field check: value >= 0."""
+fraction = Bounds(minimum=0, maximum=1)
+"""Field check: 0 <= value <= 1."""
+
+
+def at_least(minimum: float) -> Bounds:
+    """Field check: value >= ``minimum``."""
+    return Bounds(minimum=minimum)
+
+
+def between(minimum: float, maximum: float) -> Bounds:
+    """Field check: ``minimum`` <= value <= ``maximum``."""
+    return Bounds(minimum=minimum, maximum=maximum)
 
 
 def thresholds_ok(value: Any) -> str | None:
@@ -247,11 +296,6 @@ def thresholds_ok(value: Any) -> str | None:
     if len(set(value)) != len(value):
         return "each threshold must be given once (duplicates would make identical bands)."
     return None
-
-
-def fraction(value: Any) -> str | None:
-    """Field check: 0 <= value <= 1."""
-    return None if 0 <= value <= 1 else "must be between 0 and 1."
 
 
 _ = typing  # keep typing importable for string annotations in subclasses

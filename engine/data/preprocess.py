@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine import __version__
-from engine.config.base import Config, fraction, positive
+from engine.config.base import Config, fraction, non_negative, positive
 from engine.data.labels import LABEL_RULE, NODATA_LABEL, gap_fraction, gap_masks
 from engine.data.normalise import NormalisationConfig
 from engine.data.split import SPLITS, SiteTiles, SplitConfig, assign_splits
@@ -94,14 +94,18 @@ class PreprocessConfig(Config):
         metadata={"help": "Gap height thresholds in metres.", "check": _thresholds_ok},
     )
     min_gap_area_m2: float | None = field(
-        default=None, metadata={"help": "Smallest gap kept (m²)."}
+        default=None, metadata={"help": "Smallest gap kept (m²).", "check": non_negative}
     )
-    max_gap_area_m2: float | None = field(default=None, metadata={"help": "Largest gap kept (m²)."})
+    max_gap_area_m2: float | None = field(
+        default=None, metadata={"help": "Largest gap kept (m²).", "check": non_negative}
+    )
     nested: bool = field(default=True, metadata={"help": "Make masks nested across thresholds."})
     tile_size: int = field(
         default=256, metadata={"help": "Tile edge in pixels.", "check": positive}
     )
-    overlap: int = field(default=0, metadata={"help": "Overlap between tiles in pixels."})
+    overlap: int = field(
+        default=0, metadata={"help": "Overlap between tiles in pixels.", "check": non_negative}
+    )
     edge: Literal["align", "pad"] = field(
         default="align", metadata={"help": "Last tile: aligned to the edge or padded."}
     )

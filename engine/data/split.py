@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from affine import Affine
 
-from engine.config.base import Config, fraction
+from engine.config.base import Config, at_least, fraction
 from engine.data.tiling import Tile
 from engine.errors import ConfigError, InputError
 
@@ -74,7 +74,8 @@ class SplitConfig(Config):
         default=None, metadata={"help": "Block edge in metres (default: block_tiles tiles)."}
     )
     block_tiles: int = field(
-        default=2, metadata={"help": "Block edge in tiles when block_m is unset."}
+        default=2,
+        metadata={"help": "Block edge in tiles when block_m is unset.", "check": at_least(1)},
     )
     holdout: list[HoldoutConfig] = field(
         default_factory=list, metadata={"help": "Rectangles held out for test/val, per site."}

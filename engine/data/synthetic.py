@@ -22,7 +22,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from engine.config.base import Config, positive
+from engine.config.base import Config, non_negative, positive
 from engine.errors import ConfigError
 from engine.events import NullReporter, Reporter
 
@@ -204,13 +204,17 @@ class SynthConfig(Config):
     origin_y: float = field(
         default=4700000.0, metadata={"help": "Y of the upper-left corner (CRS units)."}
     )
-    relief_m: float = field(default=30.0, metadata={"help": "Terrain relief scale in metres."})
+    relief_m: float = field(
+        default=30.0, metadata={"help": "Terrain relief scale in metres.", "check": non_negative}
+    )
     tree_spacing_m: float = field(
         default=6.0, metadata={"help": "Mean distance between trees (m).", "check": positive}
     )
-    crown_height_min: float = field(default=10.0, metadata={"help": "Lowest tree height (m)."})
+    crown_height_min: float = field(
+        default=10.0, metadata={"help": "Lowest tree height (m).", "check": non_negative}
+    )
     crown_height_max: float = field(default=35.0, metadata={"help": "Highest tree height (m)."})
-    gaps: int = field(default=12, metadata={"help": "Number of gaps."})
+    gaps: int = field(default=12, metadata={"help": "Number of gaps.", "check": non_negative})
     gap_radius_min_m: float = field(
         default=3.0, metadata={"help": "Smallest gap semi-axis (m).", "check": positive}
     )
@@ -218,9 +222,12 @@ class SynthConfig(Config):
         default=20.0, metadata={"help": "Largest gap semi-axis (m).", "check": positive}
     )
     regrowth_max_m: float = field(
-        default=8.0, metadata={"help": "Highest regrowth inside gaps (m)."}
+        default=8.0, metadata={"help": "Highest regrowth inside gaps (m).", "check": non_negative}
     )
-    holes: int = field(default=0, metadata={"help": "Number of nodata holes (no lidar returns)."})
+    holes: int = field(
+        default=0,
+        metadata={"help": "Number of nodata holes (no lidar returns).", "check": non_negative},
+    )
 
     def validate(self) -> None:
         if self.crown_height_min >= self.crown_height_max:

@@ -7,13 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.config.base import Config, positive
+from engine.config.base import Config, between, positive
+from engine.config.base import non_negative as _non_negative
 from engine.errors import ConfigError
 from engine.features.ground import AdaptiveParams
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value is None or value >= 0 else "must be 0 or more."
 
 
 def _thresholds_ok(value: Any) -> str | None:
@@ -196,7 +193,7 @@ class EvaluateConfig(Config):
         default=0.5,
         metadata={
             "help": "IoU needed for a predicted and a reference gap to match (0.5-1).",
-            "check": lambda v: None if 0.5 <= v <= 1 else "must be between 0.5 and 1.",
+            "check": between(0.5, 1),
         },
     )
     lambda_method: Literal["continuous", "discrete"] = field(

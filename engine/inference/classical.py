@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.config.base import Config, positive, thresholds_ok
+from engine.config.base import non_negative as _non_negative
 from engine.errors import ConfigError
 from engine.events import Reporter
 from engine.features.ground import AdaptiveParams
@@ -41,10 +42,6 @@ two blocks per band, so memory is at its plateau there."""
 MIN_BLOCK_COLS = 64
 
 
-def _non_negative(value: Any) -> str | None:
-    return None if value is None or value >= 0 else "must not be negative."
-
-
 @dataclass
 class ClassicalConfig(Config):
     """Settings of ``engine classical``."""
@@ -58,6 +55,13 @@ class ClassicalConfig(Config):
             "when several DSMs are given."
         }
     )
+    band: int | None = field(
+        default=None,
+        metadata={
+            "help": "Band of the DSM holding the heights (default: the DSM must have one band).",
+            "check": positive,
+        },
+    )
     thresholds: list[float] = field(
         default_factory=lambda: [2.0, 5.0, 10.0, 15.0, 20.0],
         metadata={
@@ -70,7 +74,8 @@ class ClassicalConfig(Config):
         metadata={
             "help": "adaptive (small/large slope-corrected windows blended by forest openness; "
             "parameters chosen on the shared lidar sites) or smoothed_minimum (window_m, "
-            "smoothing_m; 21/21 = the ref21 baseline)."
+            "smoothing_m; 21/21 = the ref21 baseline).",
+            "choices": METHODS,
         },
     )
     adaptive: AdaptiveParams = field(
@@ -195,7 +200,7 @@ def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]
     """Run the classical method on every DSM; return output paths and timings."""
     t_start = time.perf_counter()
     names = output_names(config.dsms, config.output, None, config.polygons, heights=config.heights)
-    grids = [check_dsm(n.dsm, None, 0.0, False) for n in names]
+    grids = [check_dsm(n.dsm, None, 0.0, False, config.band) for n in names]
     thresholds = [float(t) for t in config.thresholds]
     ctx = dist_context()
     staging = Staging()
@@ -218,7 +223,7 @@ def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]
                     bands: Any = bands,
                     compute: Reporter = compute,
                 ) -> Any:
-                    reader = open_dsm(n.dsm, None)
+                    reader = open_dsm(n.dsm, None, config.band)
                     try:
                         yield from classical_bands(
                             reader.read_window,

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.config.base import Config, fraction, positive, thresholds_ok
+from engine.config.base import non_negative as _non_negative
 from engine.errors import Cancelled, ConfigError, ModelFileError
 from engine.events import Reporter
 from engine.features.inputs import InputTransform, transform_for
@@ -49,10 +50,6 @@ GPU_BATCH = 8
 """Tiles per forward pass on a GPU under ``batch_size: 0`` (auto); 1 on the CPU."""
 GPU_READERS = 4
 """Most reader threads under ``reader_threads: 0`` (auto) with a GPU (half the cores at most)."""
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value is None or value >= 0 else "must not be negative."
 
 
 def stream_settings(config: InferConfig, device: str) -> tuple[int, int]:
@@ -86,6 +83,13 @@ class InferConfig(Config):
             "when several DSMs are given (<name>_gaps.tif each)."
         }
     )
+    band: int | None = field(
+        default=None,
+        metadata={
+            "help": "Band of the DSM holding the heights (default: the DSM must have one band).",
+            "check": positive,
+        },
+    )
     probabilities: Path | None = field(
         default=None,
         metadata={
@@ -117,8 +121,10 @@ class InferConfig(Config):
     thresholds: list[float] | None = field(
         default=None,
         metadata={
-            "help": "Height thresholds in metres; default: the model's. Any value for a "
-            "threshold-conditioned model, else a subset of the model's.",
+            "help": "Height thresholds in metres; default: the model's. Any value for a model "
+            "that predicts at any threshold (film_unet, and models with a height or "
+            "residual_height head), else a subset of the model's (the default model: 2, 5, "
+            "10, 15, 20 m).",
             "check": thresholds_ok,
         },
     )
@@ -161,7 +167,11 @@ class InferConfig(Config):
         },
     )
     device: str = field(
-        default="auto", metadata={"help": "auto (CUDA if present), cpu, cuda or cuda:N."}
+        default="auto",
+        metadata={
+            "help": "auto (CUDA if present), cpu, cuda or cuda:N.",
+            "choices": ("auto", "cpu", "cuda"),
+        },
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto",
@@ -339,7 +349,9 @@ def _infer_one(
 
     def produce(first: int, stop: int) -> Any:
         reader: WindowReader | ThreadReaders = (
-            open_dsm(names.dsm, resampled) if workers == 1 else ThreadReaders(names.dsm, resampled)
+            open_dsm(names.dsm, resampled, config.band)
+            if workers == 1
+            else ThreadReaders(names.dsm, resampled, config.band)
         )
         try:
             t0 = time.perf_counter()
@@ -482,7 +494,7 @@ def run_infer(
         config.dsms, config.output, config.probabilities, config.polygons, heights=config.heights
     )
     grids = [
-        check_dsm(n.dsm, desc.pixel_size, config.pixel_size_tolerance, config.resample)
+        check_dsm(n.dsm, desc.pixel_size, config.pixel_size_tolerance, config.resample, config.band)
         for n in names
     ]
     ctx = dist_context()

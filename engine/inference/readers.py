@@ -24,7 +24,7 @@ from engine.errors import GridError, InputError
 from engine.io.raster import (
     RasterInfo,
     RasterReader,
-    check_band_count,
+    check_band,
     check_projected,
     make_info,
     read_info,
@@ -37,7 +37,7 @@ class WindowReader(Protocol):
     info: RasterInfo
 
     def read_window(
-        self, row_off: int, col_off: int, height: int, width: int, band: int = 1
+        self, row_off: int, col_off: int, height: int, width: int, band: int | None = None
     ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]: ...
 
     def close(self) -> None: ...
@@ -63,12 +63,18 @@ def check_size(info: RasterInfo, path: Path) -> None:
 
 
 def check_dsm(
-    path: Path, model_pixel: float | None, tolerance: float, resample: bool
+    path: Path,
+    model_pixel: float | None,
+    tolerance: float,
+    resample: bool,
+    band: int | None = None,
 ) -> tuple[RasterInfo, RasterInfo | None]:
-    """``(info, resampled grid or None)``; raises CRSError / InputError / GridError."""
+    """``(info, resampled grid or None)``; raises CRSError / InputError / GridError.
+
+    ``band``: the height band of a multi-band DSM (None: the DSM must have one band)."""
     info = read_info(path, "DSM")
     check_projected(info, "DSM")
-    check_band_count(info, 1, "DSM")
+    check_band(info, band, "DSM")
     check_size(info, path)
     if model_pixel is None or model_pixel <= 0:
         return info, None
@@ -98,11 +104,11 @@ def check_dsm(
 class ResampledReader:
     """Boundless, float32 window reads of a DSM resampled onto ``grid`` (WarpedVRT, bilinear)."""
 
-    def __init__(self, path: Path, grid: RasterInfo) -> None:
+    def __init__(self, path: Path, grid: RasterInfo, band: int = 1) -> None:
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
-        self._base = RasterReader(path, "DSM")
+        self._base = RasterReader(path, "DSM", band=band)
         self.info = grid
         ds = self._base.dataset
         src_nodata = (
@@ -123,7 +129,7 @@ class ResampledReader:
         )
 
     def read_window(
-        self, row_off: int, col_off: int, height: int, width: int, band: int = 1
+        self, row_off: int, col_off: int, height: int, width: int, band: int | None = None
     ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
         """Like :meth:`RasterReader.read_window`, on the resampled grid."""
         from rasterio.windows import Window
@@ -132,7 +138,9 @@ class ResampledReader:
         r0, c0 = max(row_off, 0), max(col_off, 0)
         r1, c1 = min(row_off + height, self.info.height), min(col_off + width, self.info.width)
         if r1 > r0 and c1 > c0:
-            data = self._vrt.read(band, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float32)
+            data = self._vrt.read(
+                band or self._base.band, window=Window(c0, r0, c1 - c0, r1 - r0)
+            ).astype(np.float32)
             values[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = data
         valid = np.isfinite(values)
         return np.where(valid, values, np.nan).astype(np.float32), valid
@@ -143,17 +151,20 @@ class ResampledReader:
         self._base.close()
 
 
-def open_dsm(path: Path, grid: RasterInfo | None) -> WindowReader:
-    """A window reader of the DSM, resampled onto ``grid`` when given."""
-    return ResampledReader(path, grid) if grid is not None else RasterReader(path, "DSM")
+def open_dsm(path: Path, grid: RasterInfo | None, band: int | None = None) -> WindowReader:
+    """A window reader of the DSM's ``band`` (default 1), resampled onto ``grid`` when given."""
+    band = band or 1
+    if grid is not None:
+        return ResampledReader(path, grid, band)
+    return RasterReader(path, "DSM", band=band)
 
 
 class ThreadReaders:
     """A window reader for several threads: each thread reads through its own opened copy of
     the DSM (a GDAL dataset must never be used by two threads at once)."""
 
-    def __init__(self, path: Path, grid: RasterInfo | None) -> None:
-        self._path, self._grid = path, grid
+    def __init__(self, path: Path, grid: RasterInfo | None, band: int | None = None) -> None:
+        self._path, self._grid, self._band = path, grid, band
         self._local = threading.local()
         self._lock = threading.Lock()
         self._opened: list[WindowReader] = []
@@ -164,7 +175,7 @@ class ThreadReaders:
         """Like :meth:`RasterReader.read_window`, through this thread's reader."""
         reader = getattr(self._local, "reader", None)
         if reader is None:
-            reader = open_dsm(self._path, self._grid)
+            reader = open_dsm(self._path, self._grid, self._band)
             self._local.reader = reader
             with self._lock:
                 self._opened.append(reader)

@@ -238,6 +238,19 @@ def check_band_count(info: RasterInfo, expected: int = 1, what: str = "DSM") -> 
         )
 
 
+def check_band(info: RasterInfo, band: int | None, what: str = "DSM") -> int:
+    """The band to read: ``band`` when the raster has it; ``None`` needs a one-band raster."""
+    if band is None:
+        check_band_count(info, 1, what)
+        return 1
+    if not 1 <= band <= info.count:
+        raise InputError(
+            f"The {what} {info.path.name} has {info.count} band(s); band {band} does not exist.",
+            f"Choose a band between 1 and {info.count}.",
+        )
+    return band
+
+
 # -- reading ---------------------------------------------------------------------------------
 def _invalid_values(values: NDArray[Any], nodata: float | None) -> NDArray[np.bool_]:
     bad = ~np.isfinite(values)
@@ -254,11 +267,15 @@ def _invalid_values(values: NDArray[Any], nodata: float | None) -> NDArray[np.bo
 class RasterReader:
     """Open a raster once and read many windows from it (streamed inference, tiling).
 
-    Use as a context manager. ``crs`` assigns a CRS to files that carry none (ForestGapR).
+    Use as a context manager. ``crs`` assigns a CRS to files that carry none (ForestGapR);
+    ``band`` is the band :meth:`read_window` reads when it is given none.
     """
 
-    def __init__(self, path: PathLike, what: str = "raster", crs: CRSLike = None) -> None:
+    def __init__(
+        self, path: PathLike, what: str = "raster", crs: CRSLike = None, band: int = 1
+    ) -> None:
         self.path = Path(path)
+        self.band = band
         self._ds = _open(self.path, what)
         info = _info_from_dataset(self._ds, self.path)
         self.info = info.with_crs(crs) if crs is not None else info
@@ -284,9 +301,10 @@ class RasterReader:
         return self._ds
 
     def read_window(
-        self, row_off: int, col_off: int, height: int, width: int, band: int = 1
+        self, row_off: int, col_off: int, height: int, width: int, band: int | None = None
     ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
         """Boundless window read: ``(float32 values with NaN where invalid, valid mask)``."""
+        band = self.band if band is None else band
         if not 1 <= band <= self.info.count:
             raise InputError(
                 f"{self.path.name} has no band {band} (it has {self.info.count}).",
@@ -315,7 +333,7 @@ class RasterReader:
         valid[sl] = ok
         return values, valid
 
-    def read(self, band: int = 1) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    def read(self, band: int | None = None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
         """The whole band as ``(values, valid)``."""
         return self.read_window(0, 0, self.info.height, self.info.width, band)
 

@@ -73,7 +73,11 @@ class LossConfig(Config):
 
     name: str = field(
         default="focal_dice",
-        metadata={"help": "Loss: bce, focal, dice or focal_dice.", "check": _loss_name},
+        metadata={
+            "help": "Loss: bce, focal, dice or focal_dice.",
+            "check": _loss_name,
+            "choices": tuple(LOSSES),
+        },
     )
     gamma: float = field(default=2.0, metadata={"help": "Focal loss focusing parameter (0 = BCE)."})
     alpha: float | None = field(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from engine.config.base import Config, positive
+from engine.config.base import Config, at_least, positive
+from engine.config.base import non_negative as _non_negative
 from engine.errors import ConfigError
+from engine.models.registry import available_models
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -16,10 +18,6 @@ if TYPE_CHECKING:
 
 def _rate(value: Any) -> str | None:
     return None if value is None or 0.0 <= value < 1.0 else "must be in [0, 1)."
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more."
 
 
 @dataclass
@@ -53,17 +51,59 @@ class RegularisationConfig(Config):
     )
 
 
+ARG_FIELDS: dict[str, dict[str, Any]] = {
+    "base_channels": {
+        "type": int,
+        "help": "Width of the first layer; the model's size grows with its square.",
+        "check": at_least(2),
+    },
+    "depth": {
+        "type": int,
+        "help": "Down-sampling steps; tile sizes must be a multiple of 2**depth.",
+        "check": at_least(1),
+    },
+}
+"""Model arguments every built-in architecture takes, described like config fields (their
+defaults are those of the default model's builder); ``ModelConfig.validate`` checks them."""
+
+
+def _default_args() -> dict[str, Any]:
+    """Arguments and defaults of the default model's builder (imports torch)."""
+    from engine.models.registry import DEFAULT_MODEL, model_arguments
+
+    return model_arguments(DEFAULT_MODEL)
+
+
+def _check_args(args: dict[str, Any]) -> None:
+    for key, spec in ARG_FIELDS.items():
+        if key not in args:
+            continue
+        value = args[key]
+        if not isinstance(value, spec["type"]) or isinstance(value, bool):
+            raise ConfigError(f"Config key 'model.args.{key}' must be an integer, got {value!r}.")
+        problem = spec["check"](value)
+        if problem:
+            raise ConfigError(f"Config key 'model.args.{key}' = {value!r}: {problem}")
+
+
 @dataclass
 class ModelConfig(Config):
     """Which model to build: registry ``name`` plus its ``args`` (thresholds come from the data)."""
 
     name: str = field(
         default="unet",
-        metadata={"help": "Model name: unet, resunet_attention, film_unet, deeplab_lite."},
+        metadata={
+            "help": "Model name: unet, resunet_attention, film_unet, deeplab_lite.",
+            "choices": available_models,
+        },
     )
     args: dict[str, Any] = field(
         default_factory=dict,
-        metadata={"help": "Model arguments, e.g. {base_channels: 16, depth: 4, head: cumulative}."},
+        metadata={
+            "help": "Model arguments, e.g. {base_channels: 16, depth: 4, head: cumulative}.",
+            "fields": ARG_FIELDS,
+            "field_defaults": _default_args,
+        },
     )
     norm: Literal["auto", "batch", "group"] = field(
         default="auto",
@@ -79,8 +119,6 @@ class ModelConfig(Config):
     regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
 
     def validate(self) -> None:
-        from engine.models.registry import available_models
-
         if self.name not in available_models():
             raise ConfigError(
                 f"Config key 'model.name' = {self.name!r}; "
@@ -90,6 +128,7 @@ class ModelConfig(Config):
             if key in self.args:
                 hint = "set model.norm instead" if key == "norm" else "it is taken from the dataset"
                 raise ConfigError(f"Config key 'model.args.{key}' is not allowed here: {hint}.")
+        _check_args(self.args)
 
     def build(
         self, thresholds: Sequence[float], in_channels: int = 1, batch_size: int | None = None

@@ -12,14 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.config.base import Config, positive
+from engine.config.base import non_negative as _non_negative
 from engine.errors import ConfigError
 from engine.losses import LossConfig
 from engine.models.config import ModelConfig
 from engine.training.schedulers import SCHEDULERS, check_scheduler
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more."
 
 
 def _device(value: Any) -> str | None:
@@ -150,7 +147,12 @@ class TrainConfig(Config):
         default=False, metadata={"help": "Channels-last memory layout (faster on GPUs)."}
     )
     device: str = field(
-        default="auto", metadata={"help": "auto, cpu, cuda or cuda:N.", "check": _device}
+        default="auto",
+        metadata={
+            "help": "auto, cpu, cuda or cuda:N.",
+            "check": _device,
+            "choices": ("auto", "cpu", "cuda"),
+        },
     )
     seed: int = field(
         default=0, metadata={"help": "Seed of initialisation, data order and augmentation."}

@@ -49,6 +49,34 @@ def test_wrong_band_count(tmp_path: Path, unet_file: Path, dsm_file: Callable[..
     _no_output(tmp_path)
 
 
+def test_band_of_a_multi_band_dsm(
+    tmp_path: Path, unet_file: Path, dsm_file: Callable[..., Path]
+) -> None:
+    """'band' picks the height band: band 2 of [noise, DSM] gives the DSM's masks, for infer
+    (plain and resampled reads) and classical; a band the raster lacks is an error."""
+    dsm = smooth_dsm(40, 40)
+    single = dsm_file("single.tif", dsm)
+    multi = dsm_file("multi.tif", np.stack([np.zeros_like(dsm), dsm]))
+    want = _infer(tmp_path / "a", single, unet_file)
+    got = _infer(tmp_path / "b", multi, unet_file, band=2)
+    with rasterio.open(want["output"]) as a, rasterio.open(got["output"]) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    coarse = dsm_file("multi2.tif", np.stack([np.zeros_like(dsm), dsm]), pixel_size=2.0)
+    one = dsm_file("one2.tif", dsm, pixel_size=2.0)
+    want = _infer(tmp_path / "c", one, unet_file, resample=True)
+    got = _infer(tmp_path / "d", coarse, unet_file, resample=True, band=2)
+    with rasterio.open(want["output"]) as a, rasterio.open(got["output"]) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    cl = {"thresholds": [2.0, 5.0], "window_m": 10.0}
+    want = run("classical", {"dsm": str(single), "output": str(tmp_path / "c1.tif"), **cl})
+    got = run("classical", {"dsm": str(multi), "output": str(tmp_path / "c2.tif"), "band": 2, **cl})
+    with rasterio.open(want["output"]) as a, rasterio.open(got["output"]) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    with pytest.raises(InputError, match="band 3 does not exist"):
+        _infer(tmp_path / "e", multi, unet_file, band=3)
+    _no_output(tmp_path / "e")
+
+
 def test_pixel_size_mismatch_then_resample(
     tmp_path: Path, unet_file: Path, dsm_file: Callable[..., Path]
 ) -> None:

@@ -17,6 +17,23 @@ os.environ.setdefault("CANOPYGAPS_PYTHON", PYTHON)
 
 
 @pytest.fixture(scope="session")
+def plugin_zip(tmp_path_factory) -> Path:
+    """dist/chm_plugin-<version>.zip built by scripts/package_plugin.py (once per session)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [PYTHON, str(ROOT / "scripts" / "package_plugin.py"), "--output-dir", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (zip_path,) = out.glob("chm_plugin-*.zip")
+    return zip_path
+
+
+@pytest.fixture(scope="session")
 def provider(qgis_processing):
     """The Canopy gaps provider, registered once (kept referenced: else algorithms vanish)."""
     from qgis.core import QgsApplication

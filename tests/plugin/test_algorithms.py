@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.qgis
 
-INPROCESS, SUBPROCESS = 1, 2
+INPROCESS, SUBPROCESS = "inprocess", "subprocess"
 BACKENDS = pytest.mark.parametrize(
     "backend", [INPROCESS, SUBPROCESS], ids=["inprocess", "subprocess"]
 )
@@ -18,7 +18,7 @@ TINY_TRAIN = {
     "BATCH_SIZE": 4,
     "BASE_CHANNELS": 4,
     "DEPTH": 2,
-    "DEVICE": 1,  # cpu
+    "DEVICE": "cpu",
     "TENSORBOARD": False,
     "AUGMENT": False,
 }
@@ -129,7 +129,7 @@ def test_infer_with_probabilities_and_polygons(scene, trained, tmp_path, feedbac
             "OUTPUT": str(tmp_path / "gaps.tif"),
             "PROBABILITIES": str(tmp_path / "prob.tif"),
             "POLYGONS": str(tmp_path / "gaps.gpkg"),
-            "DEVICE": 1,
+            "DEVICE": "cpu",
             "BACKEND": backend,
         },
         fb,
@@ -141,7 +141,8 @@ def test_infer_with_probabilities_and_polygons(scene, trained, tmp_path, feedbac
 
 
 @pytest.mark.parametrize(
-    ("runtime", "name"), [(0, "onnxruntime"), (1, "torch"), (2, "onnxruntime")]
+    ("runtime", "name"),
+    [("auto", "onnxruntime"), ("torch", "torch"), ("onnxruntime", "onnxruntime")],
 )
 def test_infer_runtime(scene, trained, tmp_path, feedback_factory, monkeypatch, runtime, name):
     from qgis.core import QgsApplication, QgsProcessingParameterDefinition
@@ -150,7 +151,7 @@ def test_infer_runtime(scene, trained, tmp_path, feedback_factory, monkeypatch, 
     pytest.importorskip("onnx")
     alg = QgsApplication.processingRegistry().algorithmById("canopygaps:infer")
     param = alg.parameterDefinition("RUNTIME")
-    assert param.options() == ["auto", "torch", "onnxruntime"] and param.defaultValue() == 0
+    assert param.options() == ["auto", "torch", "onnxruntime"] and param.defaultValue() == "auto"
     assert param.flags() & QgsProcessingParameterDefinition.FlagAdvanced
     monkeypatch.setenv("CANOPYGAPS_CACHE", str(tmp_path / "cache"))
     fb = feedback_factory()
@@ -160,8 +161,8 @@ def test_infer_runtime(scene, trained, tmp_path, feedback_factory, monkeypatch, 
             "DSM": scene["DSM"],
             "MODEL": trained["model"]["OUTPUT"],
             "OUTPUT": str(tmp_path / "gaps.tif"),
-            "DEVICE": 1,
-            "PRECISION": 1,  # fp32
+            "DEVICE": "cpu",
+            "PRECISION": "fp32",
             "RUNTIME": runtime,
             "BACKEND": INPROCESS,
         },
@@ -351,6 +352,59 @@ def test_subprocess_without_the_engine(provider, rasters, tmp_path, monkeypatch)
     monkeypatch.setenv("CANOPYGAPS_PYTHON", "/usr/bin/python3")
     monkeypatch.setenv("PYTHONPATH", "")
     monkeypatch.setenv("PYTHONNOUSERSITE", "1")
-    with pytest.raises(QgsProcessingException, match=r"engine|lacks the package") as info:
+    with pytest.raises(QgsProcessingException, match=r"cannot import the canopygaps engine"):
         run("diagnostics", {"BACKEND": SUBPROCESS})
-    assert "pip install" in str(info.value)
+
+
+def aggregate_ious(metrics: str) -> dict[str, dict[float, float]]:
+    import json
+
+    doc = json.loads(Path(metrics).read_text())
+    return {
+        label: {b["threshold_m"]: b["pixel"]["iou"] for b in method["thresholds"]}
+        for label, method in doc["aggregate"]["methods"].items()
+    }
+
+
+def test_evaluate_reports_each_method(scene, trained, tmp_path):
+    """GAP_MASK_*, MODEL_* and CLASSICAL_* outputs hold each method's figures of metrics.json;
+    MEAN_IOU/IOU_*M are the gap mask's, else the model's (never the classical method's)."""
+    from statistics import mean
+
+    mask = run(
+        "classical",
+        {
+            "DSM": scene["DSM"],
+            "THRESHOLDS": "2,5,10",
+            "METHOD": "smoothed_minimum",  # unlike the classical baseline: other figures
+            "WINDOW": 12,
+            "OUTPUT": str(tmp_path / "mask.tif"),
+            "BACKEND": INPROCESS,
+        },
+    )
+    model = trained["model"]["OUTPUT"]
+    common = {
+        "REFERENCE": scene["CHM"],
+        "DSM": scene["DSM"],
+        "MODEL": model,
+        "CLASSICAL": True,
+        "FIGURES": False,
+        "BACKEND": INPROCESS,
+    }
+    out = run("evaluate", {**common, "PREDICTION": mask["OUTPUT"], "OUTPUT": str(tmp_path / "r1")})
+    ious = aggregate_ious(out["METRICS"])
+    labels = {"GAP_MASK": "gap_mask", "MODEL": Path(model).stem, "CLASSICAL": "classical"}
+    assert set(labels.values()) <= set(ious)
+    for prefix, label in labels.items():
+        for t in (2, 5, 10):
+            assert out[f"{prefix}_IOU_{t}M"] == pytest.approx(ious[label][float(t)])
+        assert out[f"{prefix}_IOU_15M"] is None and out[f"{prefix}_IOU_20M"] is None
+        assert out[f"{prefix}_MEAN_IOU"] == pytest.approx(mean(ious[label].values()))
+    assert len({out[f"{p}_MEAN_IOU"] for p in labels}) == 3  # three different methods
+    assert out["MEAN_IOU"] == out["GAP_MASK_MEAN_IOU"] and out["IOU_5M"] == out["GAP_MASK_IOU_5M"]
+    out = run("evaluate", {**common, "OUTPUT": str(tmp_path / "r2")})
+    ious = aggregate_ious(out["METRICS"])
+    assert out["MODEL_IOU_5M"] == pytest.approx(ious[Path(model).stem][5.0])
+    assert out["CLASSICAL_IOU_5M"] == pytest.approx(ious["classical"][5.0])
+    assert out["MEAN_IOU"] == out["MODEL_MEAN_IOU"] != out["CLASSICAL_MEAN_IOU"]
+    assert out["GAP_MASK_MEAN_IOU"] is None

@@ -14,7 +14,7 @@ from tests.plugin.conftest import ROOT
 pytestmark = pytest.mark.qgis
 
 FAKE_DOCKER = ROOT / "tests" / "docker" / "fake_docker"
-DOCKER = 3
+DOCKER = "docker"
 
 
 @pytest.fixture

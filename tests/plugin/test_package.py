@@ -1,120 +1,89 @@
-"""The plugin zip: contents, and an algorithm run from a fresh profile with qgis_process."""
+"""The plugin zip: contents, metadata, help page, and an algorithm run from a fresh profile."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.plugin.conftest import PYTHON, ROOT
+from tests.plugin.fresh_profile import FreshProfile, qgis_process_binary
 
 pytestmark = pytest.mark.qgis
 
-QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
 
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "package_plugin.py"), "--output-dir", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    (zip_path,) = out.glob("chm_plugin-*.zip")
-    return zip_path
-
-
-def test_package_contents(package):
-    names = zipfile.ZipFile(package).namelist()
+def test_package_contents(plugin_zip):
+    zf = zipfile.ZipFile(plugin_zip)
+    names = zf.namelist()
     assert {n.split("/")[0] for n in names} == {"chm_plugin"}
     for required in (
         "chm_plugin/metadata.txt",
         "chm_plugin/LICENSE",
         "chm_plugin/__init__.py",
         "chm_plugin/icon.svg",
+        "chm_plugin/icons/infer.svg",
         "chm_plugin/provider.py",
         "chm_plugin/runner.py",
+        "chm_plugin/engine_schema.json",
+        "chm_plugin/help/index.html",
         "chm_plugin/backends/docker.py",
         "chm_plugin/vendor/engine/api.py",
         "chm_plugin/vendor/engine/cli.py",
+        "chm_plugin/vendor/requirements.txt",
         "chm_plugin/resources/styles/gap_mask.qml",
         "chm_plugin/resources/canopygaps_chain.model3",
+        "chm_plugin/resources/models/default.safetensors",
+        "chm_plugin/resources/models/default.json",
     ):
         assert required in names, required
+    assert [n for n in names if re.match(r"chm_plugin/vendor/wheels/canopygaps-.*\.whl$", n)]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]
-    meta = zipfile.ZipFile(package).read("chm_plugin/metadata.txt").decode()
-    version = next(line.split("=")[1] for line in meta.splitlines() if line.startswith("version="))
-    assert package.name == f"chm_plugin-{version}.zip"
-    for key in (
-        "name",
-        "qgisMinimumVersion",
-        "description",
-        "about",
-        "author",
-        "email",
-        "repository",
-        "tracker",
-        "tags",
-        "category",
-        "icon",
-        "hasProcessingProvider",
-    ):
-        assert f"\n{key}=" in meta, key
     assert (
-        "GNU GENERAL PUBLIC LICENSE" in zipfile.ZipFile(package).read("chm_plugin/LICENSE").decode()
+        zf.read("chm_plugin/resources/models/default.safetensors")
+        == (ROOT / "resources" / "models" / "default.safetensors").read_bytes()
     )
+    assert zf.read("chm_plugin/vendor/requirements.txt") == (ROOT / "requirements.txt").read_bytes()
+    assert "GNU GENERAL PUBLIC LICENSE" in zf.read("chm_plugin/LICENSE").decode()
 
 
-@pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
-def test_installed_package_runs_in_a_fresh_profile(package, rasters, tmp_path):
-    profile = tmp_path / "profile"
-    plugins = profile / "profiles" / "default" / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    zipfile.ZipFile(package).extractall(plugins)
-    env = dict(
-        os.environ,
-        QGIS_CUSTOM_CONFIG_PATH=str(profile),
-        QT_QPA_PLATFORM="offscreen",
-        CANOPYGAPS_PYTHON=PYTHON,
-        OMP_NUM_THREADS="1",
+def test_metadata_has_no_placeholders(plugin_zip):
+    meta = zipfile.ZipFile(plugin_zip).read("chm_plugin/metadata.txt").decode()
+    fields = dict(line.split("=", 1) for line in meta.splitlines() if "=" in line)
+    assert plugin_zip.name == f"chm_plugin-{fields['version']}.zip"
+    for key in ("name", "qgisMinimumVersion", "description", "about", "author", "tags"):
+        assert fields.get(key), key
+    assert fields["hasProcessingProvider"] == "yes" and fields["icon"] == "icon.svg"
+    # no invented addresses: there is no public repository, and about= says so
+    assert "example." not in meta and "@" not in meta
+    assert not {"email", "homepage", "repository", "tracker"} & set(fields)
+    assert "no public source repository" in fields["about"]
+    assert "Install engine" in fields["about"]
+
+
+def test_help_page_has_every_algorithm_anchor(plugin_zip, provider):
+    page = zipfile.ZipFile(plugin_zip).read("chm_plugin/help/index.html").decode()
+    ids = set(re.findall(r' id="([^"]+)"', page))
+    for alg in provider.algorithms():
+        anchor = alg.helpUrl().rsplit("#", 1)[1]
+        assert anchor in ids, (alg.id(), anchor)
+
+
+def test_installed_package_runs_in_a_fresh_profile(plugin_zip, rasters, tmp_path):
+    """The zip in a fresh profile with the engine's Python given: the bundled engine runs."""
+    if qgis_process_binary() is None:
+        pytest.skip("qgis_process is not installed")
+    profile = FreshProfile(tmp_path, plugin_zip, env={"CANOPYGAPS_PYTHON": PYTHON})
+    results = profile.run_ok(
+        "classical",
+        DSM=rasters["dsm"],
+        THRESHOLDS="2,5",
+        WINDOW=20,
+        OUTPUT=tmp_path / "gaps.tif",
     )
-    env.pop("QGIS_PLUGINPATH", None)
-    env.pop("PYTHONPATH", None)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the .pyc files show which engine was imported
-
-    def qgis_process(*args):
-        return subprocess.run(
-            [QGIS_PROCESS, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            cwd=tmp_path,
-        )
-
-    done = qgis_process("plugins", "enable", "chm_plugin")
-    assert done.returncode == 0, done.stdout + done.stderr
-    done = qgis_process(
-        "run",
-        "canopygaps:classical",
-        "--json",
-        "--",
-        f"DSM={rasters['dsm']}",
-        "THRESHOLDS=2,5",
-        "WINDOW=20",
-        f"OUTPUT={tmp_path / 'gaps.tif'}",
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(done.stdout[done.stdout.index("{") :])["results"]
     assert Path(results["OUTPUT"]).is_file()
     # the subprocess imported the engine bundled in the zip, not the checkout's
-    assert list((plugins / "chm_plugin" / "vendor" / "engine").glob("__pycache__/*.pyc"))
+    assert list((profile.plugin_dir / "vendor" / "engine").glob("__pycache__/*.pyc"))
+    assert json.loads((profile.plugin_dir / "engine_schema.json").read_text())["commands"]

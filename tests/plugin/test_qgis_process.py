@@ -129,7 +129,7 @@ def test_every_algorithm_runs(profile, tmp_path):
         MAX_STEPS=2,
         BASE_CHANNELS=4,
         DEPTH=2,
-        DEVICE=1,
+        DEVICE="cpu",
         TENSORBOARD=False,
     )
     gaps = run_ok(
@@ -137,7 +137,7 @@ def test_every_algorithm_runs(profile, tmp_path):
         "infer",
         DSM=scene["DSM"],
         MODEL=model["OUTPUT"],
-        DEVICE=1,
+        DEVICE="cpu",
         OUTPUT=tmp_path / "gaps.tif",
         POLYGONS=tmp_path / "gaps.gpkg",
     )

@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.qgis
 
-BACKENDS = pytest.mark.parametrize("backend", [1, 2], ids=["inprocess", "subprocess"])
+BACKENDS = pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
 
 
 @BACKENDS

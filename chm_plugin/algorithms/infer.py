@@ -31,7 +31,7 @@ class InferAlgorithm(GapMaskAlgorithm):
     GROUP_ID = "deeplearning"
     HELP = (
         "Predicts canopy gap masks at several height thresholds from a DSM of any size with a "
-        "model file from 'Train gap model'. The DSM is processed in overlapping tiles (no seams) "
+        "model file from 'Train gap model'. The DSM is processed in overlapping tiles "
         "and normalised exactly as in training. Writes a gap mask GeoTIFF (one band per "
         "threshold), optionally gap probabilities and gap polygons (GeoPackage), all loaded "
         "into the project with a style. The DSM's pixel size must match the model's (or tick "
@@ -95,7 +95,8 @@ class InferAlgorithm(GapMaskAlgorithm):
             QgsProcessingParameterEnum(
                 self.BLEND, self.tr("Tile blending"), BLENDS, defaultValue=0
             ),
-            "crop: keep each tile's centre (exact); ramp: cosine-weighted blend of overlaps.",
+            "crop: keep each tile's centre (99.99 % of pixels as in one whole-image pass); "
+            "ramp: cosine-weighted blend of overlaps (smoother).",
             advanced=True,
         )
         self.add(

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_helpers import run_in_repo
+
+from .bench_helpers import run_in_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = {"inference", "memory", "seams", "roofline", "onnx", "training", "preprocessing"}

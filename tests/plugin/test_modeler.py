@@ -49,7 +49,7 @@ def test_model_file_is_up_to_date(provider, tmp_path):
 def test_chain_runs(provider, rasters, tmp_path, feedback_factory):
     import processing
 
-    from tests.plugin.conftest import scene, write_geotiff
+    from tests.plugin.helpers import scene, write_geotiff
 
     dsm, _dtm, chm = scene(size=96, seed=4)
     dsm_path = write_geotiff(tmp_path / "site_dsm.tif", dsm)

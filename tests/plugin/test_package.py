@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import PYTHON, ROOT
+from tests.plugin.helpers import PYTHON, ROOT
 
 pytestmark = pytest.mark.qgis
 

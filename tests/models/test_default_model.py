@@ -113,8 +113,7 @@ def _markdown_table(text: str) -> dict[str, dict[str, dict[str, float]]]:
     return table
 
 
-@pytest.mark.realdata
-@pytest.mark.slow
+@pytest.mark.realdata  # 12 s of CPU
 def test_holdout_table_is_reproduced(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

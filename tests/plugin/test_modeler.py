@@ -46,6 +46,7 @@ def test_model_file_is_up_to_date(provider, tmp_path):
     }
 
 
+@pytest.mark.slow  # 20 s of CPU; every step also runs alone in tests/plugin/test_algorithms.py
 def test_chain_runs(provider, rasters, tmp_path, feedback_factory):
     import processing
 

@@ -19,6 +19,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "shared_data" in getattr(item, "fixturenames", ()) and "realdata" not in item.keywords
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "Tests using the shared_data fixture must be marked @pytest.mark.realdata: "
+            + ", ".join(unmarked)
+        )
     if config.getoption("--run-slow") or os.environ.get("RUN_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow test: run with --run-slow or RUN_SLOW=1")

@@ -139,15 +139,16 @@ class InferConfig(Config):
     blend: Literal["crop", "ramp"] = field(
         default="crop",
         metadata={
-            "help": "crop: keep each tile's centre (exact, no seams); ramp: cosine-weighted blend "
-            "over 'overlap' pixels as well."
+            "help": "crop: keep each tile's centre (99.99 % of mask pixels as in one whole-image "
+            "pass for the default model); ramp: cosine-weighted blend over 'overlap' pixels as "
+            "well (smooth where tiles disagree)."
         },
     )
     margin: int | None = field(
         default=None,
         metadata={
-            "help": "Context pixels dropped on each tile side; default 2**(depth+1) (about half "
-            "the receptive field).",
+            "help": "Context pixels dropped on each tile side; default 2**(depth+1) (where most "
+            "of a U-Net's receptive field weighs).",
             "check": _non_negative,
         },
     )

@@ -12,10 +12,15 @@ rounding, and makes the last, partly covered rows exact too).
 
 * ``ramp = 0`` is **centre-crop** blending: each output pixel comes from exactly one tile,
   the one whose core (``stride`` pixels) holds it, and every tile throws away ``margin`` pixels of
-  context on each side. With a margin of about half the network's receptive field this equals a
-  whole-image pass up to float rounding (measured: ~1e-5 of the logit spread).
-* ``ramp > 0`` is a cosine-ramp weighted blend (smooth, for models whose receptive field is
-  larger than any affordable margin).
+  context on each side. The result equals a whole-image pass bit for bit only when the margin
+  covers the model's receptive-field radius (tested with a 25 px window model:
+  ``tests/inference/test_seams.py``). A U-Net's receptive field is wider than the default
+  margin (radius 46 px at depth 3, 94 px at depth 4, against 16 and 32 px of margin); its far
+  context weighs little, so crop is close, not exact: for the shipped model at 1024² px, 99.99 %
+  of mask pixels agree and logits differ by up to 1.04 (2 % of their spread;
+  ``bench/results.md``, ``seams``).
+* ``ramp > 0`` is a cosine-ramp weighted blend: smooth where tiles disagree (shipped model:
+  100 % of mask pixels agree, logits within 0.085).
 
 Outside the raster, tiles hold the *reflection* of the raster about its edge
 (:func:`reflect_index`, numpy's ``"reflect"`` mode); the whole-image reference
@@ -52,8 +57,11 @@ def reflect_index(index: NDArray[np.int64], size: int) -> NDArray[np.int64]:
 
 
 def auto_margin(depth: int, tile: int) -> int:
-    """Default context margin: ``2**(depth+1)`` pixels (about half the receptive field of a
-    U-Net of that depth), at most a quarter of the tile."""
+    """Default context margin: ``2**(depth+1)`` pixels, at most a quarter of the tile.
+
+    A U-Net of that depth sees farther (receptive-field radius 46 px at depth 3, 94 px at depth
+    4), but most of its weight lies within the margin (99.7 % of the input gradient of a random
+    depth-3 U-Net within 16 px; 93 % for the shipped depth-4 model within 32 px)."""
     return int(min(2 ** (depth + 1), tile // 4))
 
 

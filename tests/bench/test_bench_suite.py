@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_helpers import run_in_repo
+
+from .bench_helpers import run_in_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = {"inference", "memory", "seams", "roofline", "onnx", "training", "preprocessing"}
 FIGURE_KEYS = {"name", "unit", "median", "min", "max", "q1", "q3", "runs", "samples", "command"}
+# the quick suite takes 75 s of CPU: make test-all (RUN_SLOW=1) or make bench
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

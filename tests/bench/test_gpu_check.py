@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench_helpers import run_in_repo
 
 from bench import gpu_check, gpu_infer, gpu_results
 from bench.io_only import RulePredictor
 from engine.inference.device import choose_device
+
+from .bench_helpers import run_in_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = {"environment", "workload", "warmup", "inference", "agreement", "training", "cuda_tests"}

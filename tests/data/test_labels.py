@@ -31,6 +31,7 @@ FORESTGAPR_ROWS = {
 }
 
 
+@pytest.mark.realdata
 def test_forestgapr_reference_table(shared_data: Path) -> None:
     chm, valid = read_array(shared_data / "forestgapr" / "ALS_CHM_DUC.tif")
     labels = label_gaps(chm, valid, 10.0, pixel_area=1.0, min_area_m2=5, max_area_m2=1000)

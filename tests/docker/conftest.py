@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from docker_helpers import fake_environment
+
+from .docker_helpers import fake_environment
 
 
 @pytest.fixture

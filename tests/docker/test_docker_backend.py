@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from docker_helpers import ROOT
 
 from chm_plugin.backends import docker as backend
 from chm_plugin.backends.docker import DockerPathError, DockerSettings, build_docker_run
+
+from .docker_helpers import ROOT
 
 NAME = "canopygaps-0123456789abcdef0123456789abcdef"
 

@@ -12,9 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from docker_helpers import ROOT, events_of
 
 from chm_plugin.backends.docker import DockerSettings, build_docker_run
+
+from .docker_helpers import ROOT, events_of
 
 IMAGE = os.environ.get("CANOPYGAPS_TEST_IMAGE", "canopygaps:test-cpu")
 

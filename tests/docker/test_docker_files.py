@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from docker_helpers import HERE, ROOT
+
+from .docker_helpers import HERE, ROOT
 
 DOCKER = ROOT / "docker"
 DOCKERFILES = [DOCKER / "Dockerfile", DOCKER / "Dockerfile.cpu"]

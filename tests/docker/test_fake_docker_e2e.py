@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_helpers import FAKE_DOCKER, ROOT, events_of, fake_log, run_argv
 
 from chm_plugin.backends.docker import DockerSettings, build_docker_run
+
+from .docker_helpers import FAKE_DOCKER, ROOT, events_of, fake_log, run_argv
 
 SETTINGS = DockerSettings(docker=str(FAKE_DOCKER))
 

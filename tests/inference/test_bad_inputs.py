@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import files_in, smooth_dsm
 
 from engine.api import run
 from engine.errors import Cancelled, CRSError, GridError, InputError, ModelFileError
 from engine.events import CallbackReporter
+
+from .helpers import files_in, smooth_dsm
 
 
 def _infer(tmp_path: Path, dsm: Path, model: Path, **extra: object) -> dict:

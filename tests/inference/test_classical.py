@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import smooth_dsm
 
 from engine.api import run
 from engine.data.synthetic import SynthConfig, make_scene
@@ -18,6 +17,8 @@ from engine.inference.classical_core import (
     gap_masks,
     smoothed_minimum_heights,
 )
+
+from .helpers import smooth_dsm
 
 THRESHOLDS = [2.0, 5.0, 10.0]
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from conftest import smooth_dsm
 
 from engine.api import run
 from engine.io.vector import read_polygons
+
+from .helpers import smooth_dsm
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import files_in, smooth_dsm
 
 from engine.api import run
 from engine.errors import ConfigError
 from engine.events import CallbackReporter
 from engine.io.vector import read_polygons
+
+from .helpers import files_in, smooth_dsm
 
 
 def test_georeference_round_trip(

@@ -1,17 +1,28 @@
-"""Flat memory: output is written by row bands and peak memory does not grow with raster size."""
+"""Flat memory: output is written by row bands and peak memory does not grow with raster size.
+
+Two kinds of checks: Python-level allocations (``tracemalloc``: numpy arrays, in this process),
+and the peak resident memory of a fresh process running the command (``VmHWM``: everything,
+torch, onnxruntime and GDAL included) for a raster and one with 4x the pixels.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import smooth_dsm
+import torch
 
 from engine.api import run
 from engine.io.raster import RasterWriter
+
+from .helpers import THRESHOLDS, save, smooth_dsm, write_dsm
 
 
 def test_writer_is_fed_row_bands(
@@ -44,8 +55,6 @@ def test_writer_is_fed_row_bands(
 
 
 def _peak(tmp_path: Path, unet_file: Path, height: int, name: str) -> int:
-    from conftest import write_dsm
-
     path = write_dsm(tmp_path / f"{name}.tif", smooth_dsm(height, 96, 1))
     params = {
         "dsm": str(path),
@@ -80,8 +89,6 @@ def _windows(
 ) -> tuple[int, int, int]:
     """``(largest window read, largest window written, tracemalloc peak)`` of one run on a
     256-row DSM of ``width`` columns."""
-    from conftest import write_dsm
-
     from engine.io.raster import RasterReader
 
     reads: list[int] = []
@@ -150,3 +157,70 @@ def test_classical_memory_does_not_grow_with_raster_width(
     assert narrow[:2] == wide[:2] and narrow[0] <= classical.BLOCK_PX, (narrow, wide)
     band = (32 + 12) * 4096 * 8  # one float64 array of a full-width band with its halo (1.4 MB)
     assert wide[2] - narrow[2] < band / 4, (narrow, wide)
+
+
+# --- peak RSS of a fresh process ------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+RSS_WIDTH, RSS_HEIGHTS = 512, (2048, 8192)  # same width (same bands), 4x the pixels
+RSS_ENV = {
+    # GDAL's block cache and glibc's adaptive mmap threshold both grow with use up to a bound:
+    # small fixed values make the peak RSS follow the arrays alive, not the allocator history
+    "GDAL_CACHEMAX": "4",
+    "MALLOC_MMAP_THRESHOLD_": "131072",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+def _rss_growth(tmp_path: Path, command: str, params: dict, height: int) -> int:
+    """Peak RSS during ``command`` minus the RSS before it (bytes), in a fresh process
+    (``bench.child``: imports first, then ``VmHWM`` reset through ``/proc/self/clear_refs``)."""
+    name = f"{command}{height}"
+    dsm = write_dsm(tmp_path / f"{name}.tif", smooth_dsm(height, RSS_WIDTH, 4))
+    spec = {
+        "command": command,
+        "params": {**params, "dsm": str(dsm), "output": str(tmp_path / f"{name}_gaps.tif")},
+        "result": str(tmp_path / f"{name}.json"),
+    }
+    (tmp_path / f"{name}_spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, **RSS_ENV, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "bench.child", str(tmp_path / f"{name}_spec.json")]
+    subprocess.run(argv, cwd=ROOT, env=env, check=True, timeout=300)
+    report = json.loads(Path(spec["result"]).read_text())
+    if report["command_peak_rss_bytes"] is None:
+        pytest.skip("peak RSS of the command alone needs Linux (/proc/self/clear_refs)")
+    return int(report["command_peak_rss_bytes"]) - int(report["rss_before_bytes"])
+
+
+def _assert_flat(small: int, large: int) -> None:
+    added_px = (RSS_HEIGHTS[1] - RSS_HEIGHTS[0]) * RSS_WIDTH  # 3.1 Mpx
+    # measured: the two peaks differ by < 0.3 MB; one float32 array of the raster held whole
+    # would add 4 bytes per added pixel (12.6 MB), a uint8 one 1 byte
+    assert large - small < added_px, f"peak RSS growth {small / 1e6:.1f} -> {large / 1e6:.1f} MB"
+
+
+def test_model_peak_rss_does_not_grow_with_raster_size(tmp_path: Path) -> None:
+    from engine.models.registry import build_model
+
+    torch.manual_seed(0)
+    net = build_model("unet", base_channels=2, depth=1, thresholds=THRESHOLDS, norm="batch")
+    model = save(net.eval(), tmp_path / "micro.safetensors")
+    params = {"model": str(model), "probabilities": str(tmp_path / "p.tif"), "tile_size": 128}
+    # export the ONNX graph (cache shared through CANOPYGAPS_CACHE) before measuring
+    run(
+        "infer",
+        {
+            **params,
+            "dsm": str(write_dsm(tmp_path / "w.tif", smooth_dsm(64, 64))),
+            "output": str(tmp_path / "w_gaps.tif"),
+        },
+    )
+    small, large = (
+        _rss_growth(tmp_path, "infer", {**params, "probabilities": str(tmp_path / f"p{h}.tif")}, h)
+        for h in RSS_HEIGHTS
+    )
+    _assert_flat(small, large)
+
+
+def test_classical_peak_rss_does_not_grow_with_raster_size(tmp_path: Path) -> None:
+    small, large = (_rss_growth(tmp_path, "classical", {}, h) for h in RSS_HEIGHTS)
+    _assert_flat(small, large)

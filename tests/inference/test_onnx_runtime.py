@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import NORM, files_in, save, smooth_dsm, tiny_unet
 
 from engine.api import run
 from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
@@ -27,6 +26,8 @@ from engine.inference.stream import predict_bands, predict_whole
 from engine.inference.tiling import TilePlan, auto_margin
 from engine.models import build_model
 from engine.models.modelfile import load_model
+
+from .helpers import NORM, files_in, save, smooth_dsm, tiny_unet
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import smooth_dsm
 
 from engine.api import run
 from engine.config.base import from_dict
@@ -24,6 +23,8 @@ from engine.inference.command import GPU_BATCH, InferConfig, stream_settings
 from engine.inference.readers import ThreadReaders
 from engine.inference.stream import Prefetcher
 from engine.io.raster import read_array
+
+from .helpers import smooth_dsm
 
 
 def _slow_square(item: int) -> tuple[int, str]:

@@ -173,6 +173,7 @@ def test_writer_uses_fast_compression(tmp_path: Path) -> None:
         np.testing.assert_array_equal(ds.read(1), data)
 
 
+@pytest.mark.realdata
 def test_forestgapr_file_without_crs_reads(shared_data: Path) -> None:
     info = read_info(shared_data / "forestgapr" / "ALS_CHM_DUC.tif")
     assert info.crs is None and info.shape == (200, 200) and info.pixel_size == 1.0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import ROOT
+from tests.plugin.helpers import ROOT
 
 pytestmark = pytest.mark.qgis
 

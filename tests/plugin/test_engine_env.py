@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import PYTHON
+from tests.plugin.helpers import PYTHON
 
 pytestmark = pytest.mark.qgis
 

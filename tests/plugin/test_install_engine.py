@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import scene, write_geotiff
 from tests.plugin.fresh_profile import FreshProfile, qgis_process_binary
+from tests.plugin.helpers import scene, write_geotiff
 
 pytestmark = [
     pytest.mark.qgis,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import RecordingFeedback
+from tests.plugin.helpers import RecordingFeedback
 from tests.plugin.test_install_engine import shim_wheel
 
 pytestmark = pytest.mark.qgis

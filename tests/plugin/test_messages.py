@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.plugin.conftest import scene, write_geotiff
+from tests.plugin.helpers import scene, write_geotiff
 
 pytestmark = pytest.mark.qgis
 

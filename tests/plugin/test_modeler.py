@@ -80,7 +80,7 @@ def test_chain_is_offered_and_documented(provider):
 def test_chain_runs(provider, tmp_path, feedback_factory, kind):
     import processing
 
-    from tests.plugin.conftest import scene, write_geotiff
+    from tests.plugin.helpers import scene, write_geotiff
 
     dsm, dtm, chm = scene(size=96, seed=4)
     dsm_path = write_geotiff(tmp_path / "site_dsm.tif", dsm)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import PYTHON, ROOT
 from tests.plugin.fresh_profile import FreshProfile, qgis_process_binary
+from tests.plugin.helpers import PYTHON, ROOT
 
 pytestmark = pytest.mark.qgis
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import PYTHON, ROOT
+from tests.plugin.helpers import PYTHON, ROOT
 
 pytestmark = [
     pytest.mark.qgis,
@@ -109,6 +109,7 @@ def test_bad_input_exits_1(profile, rasters, tmp_path):
     assert not (tmp_path / "g.tif").exists()
 
 
+@pytest.mark.slow  # 30 s of CPU; each algorithm also runs in tests/plugin/test_algorithms.py
 def test_every_algorithm_runs(profile, tmp_path):
     scene = run_ok(profile, "synth", SIZE=96, SEED=2, GAPS=4, OUTPUT=tmp_path / "scene")
     ds = run_ok(

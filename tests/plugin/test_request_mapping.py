@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.plugin.conftest import scene
+from tests.plugin.helpers import scene
 
 pytestmark = pytest.mark.qgis
 

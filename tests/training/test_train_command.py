@@ -142,6 +142,36 @@ def test_cancel_leaves_no_model_file(dataset, tmp_path):
     assert not list(tmp_path.glob(".c.part*"))
 
 
+@pytest.mark.parametrize("when", ["last_epoch", "final_evaluation"])
+def test_late_cancel_leaves_no_model_file(dataset, tmp_path, when):
+    """Cancel once checkpoints exist: during the last epoch, or after training (both epochs
+    done, checkpoints written) while the best weights are evaluated, right before the model
+    file would be written."""
+    out = tmp_path / "models" / "late.safetensors"
+    run_dir = out.with_name("late-run")
+    best = run_dir / "checkpoints" / "best.safetensors"
+    state = {"cancel": False, "complete": 0}
+
+    def emit(event):
+        if event["event"] != "progress":
+            return
+        state["complete"] += event["value"] >= 1.0  # last step, then end of the last epoch
+        if when == "last_epoch":
+            state["cancel"] = best.is_file()  # epoch 1 validated and checkpointed
+        else:
+            state["cancel"] = state["complete"] == 2  # fit ends right after this event
+
+    reporter = CallbackReporter(emit, is_cancelled=lambda: state["cancel"])
+    with pytest.raises(Cancelled):
+        run_train(from_dict(TrainConfig, _params(dataset, out, tensorboard=False)), reporter)
+    assert state["cancel"] and best.is_file() and (best.parent / "last.safetensors").is_file()
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r["epoch"] for r in records if r["kind"] == "epoch"]
+    assert epochs == ([1] if when == "last_epoch" else [1, 2])
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["late-run"]  # no partial files
+
+
 def test_thresholds_subset_and_foreign_threshold(dataset, tmp_path):
     from engine.models.modelfile import read_description
 

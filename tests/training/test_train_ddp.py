@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -21,6 +22,7 @@ _PORT_TROUBLE = (
 )
 
 
+@pytest.mark.slow  # 16 s of CPU: two torch processes and a rendezvous
 def test_two_ranks_hold_identical_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [

@@ -70,6 +70,7 @@ def _epoch_lines(path: Path) -> list[dict]:
     ]
 
 
+@pytest.mark.slow  # 20 s of CPU; test_in_process_resume_equals_straight_run is the quick one
 def test_sigkill_then_resume_gives_identical_weights(tmp_path):
     straight = tmp_path / "straight"
     _run(straight)

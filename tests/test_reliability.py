@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
+
+from engine.api import COMMANDS
+from tests.reliability_helpers import (
     check_left,
     cli,
     engine_process,
@@ -32,8 +34,6 @@ from reliability_helpers import (
     stop_when,
     write_dsm,
 )
-
-from engine.api import COMMANDS
 
 INFER = "infer --dsm {ws}/scene/dsm.tif --model {ws}/unet.safetensors --runtime torch"
 CLASSICAL = "classical --dsm {ws}/scene/dsm.tif --output {out}/c.tif"

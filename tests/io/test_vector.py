@@ -42,7 +42,7 @@ def test_cancel_stops_polygonize_within_the_first_band(tmp_path: Path) -> None:
 
 
 def test_full_disk_is_an_output_error_with_nothing_left(tmp_path: Path) -> None:
-    from reliability_helpers import file_size_limit
+    from tests.reliability_helpers import file_size_limit
 
     mask = _mask(tmp_path / "m.tif", 128)
     with file_size_limit(40_000), pytest.raises(OutputError, match=r"g\.gpkg") as info:

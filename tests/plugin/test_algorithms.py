@@ -311,7 +311,8 @@ def test_engine_error_becomes_processing_exception(provider, rasters, tmp_path, 
 def test_full_disk_becomes_processing_exception(provider, rasters, tmp_path, backend):
     """A full disk (a 16 KB tmpfs): the engine's plain message reaches QGIS, nothing is left."""
     from qgis.core import QgsProcessingException
-    from reliability_helpers import mounted_tmpfs
+
+    from tests.reliability_helpers import mounted_tmpfs
 
     with mounted_tmpfs(tmp_path / "disk", "size=16k") as disk:
         with pytest.raises(QgsProcessingException) as info:

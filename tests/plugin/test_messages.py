@@ -101,7 +101,8 @@ def test_engine_errors_name_parameters(provider, dsm_2m, tmp_path, backend):
         "classical",
         {"DSM": dsm_2m, "THRESHOLDS": "0,2", "OUTPUT": str(tmp_path / "g.tif"), "BACKEND": backend},
     )
-    assert text.startswith("'Thresholds (m)' (THRESHOLDS) must hold positive heights")
+    assert text.startswith("'Thresholds (m)' (THRESHOLDS)")
+    assert "must be greater than 0" in text and "'thresholds'" not in text
     (tmp_path / "not-a-dataset").mkdir()
     text = failure(
         "train",

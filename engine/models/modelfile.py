@@ -254,6 +254,29 @@ def read_description(path: str | Path) -> ModelDescription:
     return ModelDescription.from_dict(data, source=str(path))
 
 
+def update_head_args(path: str | Path, **head_args: Any) -> ModelDescription:
+    """Set ``head_args`` in the architecture of the model file ``path`` (weights unchanged).
+
+    For settings the head only reads at inference (the ``ground_residual`` guard's
+    ``openness_floor``). The file and its sidecar are rewritten atomically; the new description
+    is checked by building the model and loading the weights before anything is replaced.
+    """
+    from safetensors.torch import load_file, save_file
+
+    path = Path(path)
+    desc = read_description(path)
+    args = dict(desc.architecture.get("args", {}))
+    args["head_args"] = {**dict(args.get("head_args") or {}), **head_args}
+    desc = dataclasses.replace(desc, architecture={**desc.architecture, "args": args})
+    tensors = load_file(str(path), device="cpu")
+    text = desc.to_json()
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", METADATA_KEY: text})
+        load_model(tmp)  # the new arguments must build a model these weights fit
+    atomic_write_text(sidecar_path(path), text + "\n")
+    return desc
+
+
 WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 

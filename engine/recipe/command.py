@@ -2,7 +2,8 @@
 
 recipe: (1) tune the adaptive classical method on the training pixels of the sites (or take its
 defaults) -> ``classical.yaml``; (2) ``preprocess`` with feature channels built on that method
--> ``dataset/``; (3) ``train`` -> ``model.safetensors`` (``run/`` holds checkpoints and logs);
+-> ``dataset/``; (3) ``train`` -> ``model.safetensors`` (``run/`` holds checkpoints and logs),
+then set the closed-canopy guard (``openness_floor``) on that file when the config gives one;
 (4) ``evaluate`` the model, the adaptive classical method and ref21 on the held-out sites ->
 ``report/``. A step whose product exists is skipped, so an interrupted recipe resumes (training
 resumes from its last checkpoint).
@@ -16,6 +17,7 @@ model wins.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,24 @@ def _train(config: RecipeConfig, out: Path, reporter: Reporter) -> Path:
     return model
 
 
+def _guard(config: RecipeConfig, out: Path, model: Path, reporter: Reporter) -> None:
+    """Set ``config.openness_floor`` on a ground_residual ``model``; a changed model makes the
+    evaluation in ``report/`` stale, so it is removed (the recipe wrote it)."""
+    from engine.models.modelfile import read_description, update_head_args
+
+    floor = config.openness_floor
+    args = read_description(model).architecture.get("args", {})
+    if floor is None or args.get("head") != "ground_residual":
+        return
+    if args.get("head_args", {}).get("openness_floor") == floor:
+        return
+    update_head_args(model, openness_floor=floor)
+    reporter.log(f"Closed-canopy guard of {model.name}: openness floor {floor}.")
+    report = out / "report"
+    if report.is_dir():
+        shutil.rmtree(report)
+
+
 def _evaluate(
     config: RecipeConfig, out: Path, model: Path, params: AdaptiveParams, reporter: Reporter
 ) -> dict[str, Any]:
@@ -109,6 +129,7 @@ def run_recipe(config: RecipeConfig, reporter: Reporter | None = None) -> dict[s
     if not (out / "dataset" / "manifest.json").is_file():
         run_preprocess(_dataset_config(config, out, params), reporter.sub(0.1, 0.2, "preprocess"))
     model = _train(config, out, reporter.sub(0.2, 0.9, "train"))
+    _guard(config, out, model, reporter)
     result: dict[str, Any] = {
         "output": str(out),
         "model": str(model),
@@ -150,6 +171,7 @@ def run_crossval(config: CrossvalConfig, reporter: Reporter | None = None) -> di
             dataset=config.dataset,
             train=config.train,
             evaluation=config.evaluation,
+            openness_floor=config.openness_floor,
         )
         reporter.log(f"Fold {i + 1}/{len(folds)}: trained without '{name}', evaluated on it.")
         result = run_recipe(fold, reporter.sub(i / len(folds), (i + 1) / len(folds), name))

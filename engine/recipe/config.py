@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config.base import Config
+from engine.config.base import Config, fraction
 from engine.data.preprocess import SiteConfig
 from engine.errors import ConfigError
 
@@ -79,6 +79,16 @@ class RecipeConfig(Config):
     evaluation: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "evaluate settings (all but sites, models, output, classical)."},
+    )
+    openness_floor: float | None = field(
+        default=None,
+        metadata={
+            "help": "Guard of a ground_residual model, set on the trained model before it is "
+            "evaluated: its corrections are off where the openness is below this value (0-1) and "
+            "full from twice it, so closed canopy keeps the classical answer; empty keeps the "
+            "training value (the 1st percentile of the training pixels' openness).",
+            "check": fraction,
+        },
     )
 
     def validate(self) -> None:

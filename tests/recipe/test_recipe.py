@@ -127,3 +127,34 @@ def test_openness_guard_returns_the_classical_answer_in_closed_canopy() -> None:
     flat = logits[0].reshape(2, 4)
     assert torch.allclose(flat[:, :2], base.expand(2, 2), atol=0.01)  # closed: classical
     assert torch.all(flat[:, 2:] > base + 2.9) and torch.all(flat[:, 2:] <= base + 3.01)
+
+
+def test_openness_floor_is_set_on_the_model_and_its_report_redone(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    """The recipe's guard lands in the model file (weights untouched); changing it re-evaluates."""
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.models.modelfile import load_model, read_description
+
+    cfg = _config(scenes, tmp_path / "r")
+    cfg["sites"], held = cfg["sites"][:2], cfg["sites"][2]
+    cfg["held_out"] = [{"name": "c", "dsm": held["dsm"], "reference_dtm": held["dtm"]}]
+    cfg["openness_floor"] = 0.25
+    result = run("recipe", cfg)
+    model = Path(result["model"])
+    head_args = read_description(model).architecture["args"]["head_args"]
+    assert head_args["openness_floor"] == 0.25 and head_args["openness_channel"] >= 0
+    weights = load_file(str(model))
+    net, _ = load_model(model)
+    assert net.head.openness_floor == 0.25
+    metrics = tmp_path / "r" / "report" / "metrics.json"
+    stamp = metrics.stat().st_mtime_ns
+    run("recipe", {**cfg, "openness_floor": 0.5})
+    assert read_description(model).architecture["args"]["head_args"]["openness_floor"] == 0.5
+    assert json.loads(model.with_suffix(".json").read_text())["architecture"] == (
+        read_description(model).architecture
+    )
+    assert all(torch.equal(v, load_file(str(model))[k]) for k, v in weights.items())
+    assert metrics.stat().st_mtime_ns != stamp  # the old report described the old guard

@@ -68,9 +68,41 @@ class Case:
     in_out: bool = False
     read_only: bool = False
     disk_kb: int | None = None
+    user_files: tuple[str, ...] = ()
 
 
+FOREIGN = "already holds files canopygaps did not write"
 CASES = [
+    # -- data loss: a folder holding the user's files is never emptied or replaced --
+    Case(
+        "synth-into-folder-with-user-file",
+        "synth --output {out} --size 64",
+        message=(FOREIGN, "thesis.docx"),
+        user_files=("thesis.docx",),
+        left=("thesis.docx",),
+    ),
+    Case(
+        "evaluate-into-site-folder",
+        EVALUATE + " --output {out}",
+        message=(FOREIGN, "dsm.tif, dtm.tif, notes.txt"),
+        user_files=("dsm.tif", "dtm.tif", "notes.txt"),
+        left=("dsm.tif", "dtm.tif", "notes.txt"),
+    ),
+    Case(
+        "preprocess-into-folder-with-user-file",
+        "preprocess --tile_size 32 --output {out} "
+        "--set 'sites=[{{name: s, dsm: {ws}/scene/dsm.tif, dtm: {ws}/scene/dtm.tif}}]'",
+        message=(FOREIGN, "notes.txt"),
+        user_files=("notes.txt",),
+        left=("notes.txt",),
+    ),
+    Case(
+        "synth-rerun-replaces-its-own-output",
+        "synth --output {out}/p --size 64",
+        before="synth --output {out}/p --size 64 --seed 5",
+        code=0,
+        left=("p",),
+    ),
     # -- every write checked: a full disk or size limit is an error, with nothing left --
     Case(
         "disk-infer-probabilities",
@@ -290,6 +322,8 @@ def test_catalogue(case: Case, workspace: Path, tmp_path: Path) -> None:
             check_left(out, case.left)
     else:
         out.mkdir()
+        for name in case.user_files:
+            (out / name).write_text(f"the user's {name}")
         if case.before:
             first = cli(expand(case.before, workspace, out))
             assert first.code == 0, first.text
@@ -298,6 +332,8 @@ def test_catalogue(case: Case, workspace: Path, tmp_path: Path) -> None:
         )
         check_left(out, case.left)
     assert outcome.code == case.code, outcome.text
+    for name in case.user_files:
+        assert (out / name).read_text() == f"the user's {name}"
     for fragment in case.message:
         assert fragment.format(out=out) in outcome.text, outcome.text
     assert "Traceback" not in outcome.text

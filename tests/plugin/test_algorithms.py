@@ -101,6 +101,30 @@ def test_preprocess(scene, tmp_path, feedback_factory, backend):
 
 
 @BACKENDS
+def test_folder_output_holding_user_files_is_refused_untouched(scene, tmp_path, backend):
+    """Issue 13 item 1 through QGIS: the dataset folder holds the user's files -> error, intact."""
+    from qgis.core import QgsProcessingException
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("field notes")
+    (folder / "dsm.tif").write_bytes(Path(scene["DSM"]).read_bytes())
+    params = {
+        "DSM": scene["DSM"],
+        "REFERENCE": scene["CHM"],
+        "TILE_SIZE": 32,
+        "THRESHOLDS": "2,5,10",
+        "OUTPUT": str(folder),
+        "BACKEND": backend,
+    }
+    with pytest.raises(QgsProcessingException, match="did not write"):
+        run("preprocess", params)
+    assert sorted(p.name for p in folder.iterdir()) == ["dsm.tif", "notes.txt"]
+    assert (folder / "notes.txt").read_text() == "field notes"
+    assert (folder / "dsm.tif").read_bytes() == Path(scene["DSM"]).read_bytes()
+
+
+@BACKENDS
 def test_train(trained, tmp_path, feedback_factory, backend):
     fb = feedback_factory()
     out = run(

@@ -13,6 +13,6 @@ Headless: never imports qgis. Sub-packages, one concept each:
 - ``engine.api``         one request in, one result out (used by the CLI and the QGIS plugin)
 """
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 __all__ = ["__version__"]

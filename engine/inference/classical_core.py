@@ -14,6 +14,7 @@ with :meth:`ClassicalMethod.halo_px` pixels of context gives exactly the whole-i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -114,7 +115,8 @@ def gap_masks(heights: NDArray[np.float32], thresholds: Sequence[float]) -> NDAr
     """uint8 ``[T, H, W]``: 1 where height <= t, 0 above, 255 where heights are NaN.
 
     ``heights`` is ``[H, W]`` or ``[1, H, W]`` (one height for every threshold) or ``[T, H, W]``
-    (one per threshold)."""
+    (one per threshold; the masks are then nested: a gap at one threshold is a gap at every
+    higher one, as the reference labels are)."""
     if heights.ndim == 2:
         heights = heights[None]
     out = np.empty((len(thresholds), *heights.shape[1:]), dtype=np.uint8)
@@ -123,4 +125,8 @@ def gap_masks(heights: NDArray[np.float32], thresholds: Sequence[float]) -> NDAr
         with np.errstate(invalid="ignore"):
             out[i] = h <= np.float32(t)
         out[i][np.isnan(h)] = 255
+    if len(heights) > 1:  # one height per threshold: nest (a gap stays a gap higher up)
+        order = np.argsort(np.asarray(thresholds, dtype=np.float64), kind="stable")
+        for lower, upper in itertools.pairwise(order):
+            out[upper][(out[lower] == 1) & (out[upper] == 0)] = 1
     return out

@@ -44,6 +44,16 @@ HEAD_KINDS: tuple[str, ...] = (
 )
 
 
+def nested(logits: Tensor) -> Tensor:
+    """Running maximum of ``logits [B, T, H, W]`` over ascending thresholds: a pixel that is a
+    gap at one threshold is a gap at every higher one (as the reference labels are). A loop of
+    ``maximum`` over the few channels, which ONNX exports (``cummax`` it does not)."""
+    channels = [logits[:, :1]]
+    for k in range(1, logits.shape[1]):
+        channels.append(torch.maximum(channels[-1], logits[:, k : k + 1]))
+    return torch.cat(channels, dim=1)
+
+
 class Head(nn.Module):
     """Base head: keeps the thresholds it was built for (ascending) as a buffer."""
 
@@ -225,7 +235,7 @@ class GroundResidualHead(Head):
             t = self.thresholds.reshape(1, -1, 1, 1)
             temperature = (F.softplus(self.raw_temperature) + 1e-3).reshape(1, -1, 1, 1)
             corr = self._corrections(features, x)[:, : len(self.base_channels)]
-            logits = (t - base) / temperature + corr
+            logits = nested((t - base) / temperature + corr)
         return self.select(logits, thresholds)
 
     def height(self, features: Tensor, x: Tensor | None = None) -> Tensor:

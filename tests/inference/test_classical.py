@@ -127,3 +127,17 @@ def test_adaptive_command_writes_one_height_band_per_threshold(
         assert h.count == 3 and "gaps <= 5 m" in h.descriptions[1]
         assert np.array_equal(h.read(), ref, equal_nan=True)
         assert np.array_equal(c.read(), gap_masks(ref, THRESHOLDS))
+
+
+def test_per_threshold_heights_give_nested_masks() -> None:
+    """A gap at 2 m (its own ground) that a larger window puts above 5 m stays a gap at 5 m;
+    nodata stays nodata; thresholds given in any order nest by height."""
+    import numpy as np
+
+    from engine.inference.classical_core import gap_masks
+
+    heights = np.array([[[1.5, 3.0, np.nan]], [[6.0, 4.0, np.nan]]], dtype=np.float32)
+    masks = gap_masks(heights, [2.0, 5.0])
+    assert masks.tolist() == [[[1, 0, 255]], [[1, 1, 255]]]
+    masks = gap_masks(heights[::-1].copy(), [5.0, 2.0])  # same bands, thresholds descending
+    assert masks.tolist() == [[[1, 1, 255]], [[1, 0, 255]]]

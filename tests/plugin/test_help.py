@@ -71,13 +71,15 @@ def test_help_claims_match_the_readme(provider):
     thresholds = infer.parameterDefinition("THRESHOLDS").help()
     assert "residual_height" in thresholds and "film_unet" in thresholds
     assert "default model" in thresholds
-    # the default model's held-out IoU range, from the README's table
-    rows = re.findall(r"^\| (\d+) m \| \*\*([0-9.]+)\*\*", README, flags=re.M)
+    # the default model's held-out IoU range, from the README's table (model IoU column)
+    table = README[README.index("## Default model") :]
+    rows = re.findall(r"^\| (\d+) m \| \**([0-9.]+)\**", table, flags=re.M)[:5]
     ious = [float(v) for _, v in rows]
-    assert len(ious) == 5
+    assert [t for t, _ in rows] == ["2", "5", "10", "15", "20"]
     assert f"held-out IoU {min(ious):.2f}-{max(ious):.2f}" in infer.shortHelpString()
-    assert "6 minutes" in provider.algorithm("train").shortHelpString()
-    assert "about 6 minutes of training on 2 cores" in README
+    assert "not better" in infer.shortHelpString() and "does **not** beat" in README
+    assert "18 minutes" in provider.algorithm("train").shortHelpString()
+    assert "22 minutes on the\n2-core machine, 18 of them training" in README
 
 
 def test_tags_icons_and_help_urls(provider):

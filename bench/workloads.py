@@ -4,7 +4,7 @@
   (:func:`engine.data.synthetic.make_scene`: terrain, crowns, gaps, a few nodata holes) is
   mirror-tiled (continuous across copies) over the raster and a smooth regional terrain
   (analytic, so any window can be computed alone) is added. Rasters are written as tiled,
-  compressed GeoTIFFs by row bands through :class:`engine.io.raster.RasterWriter`, so the
+  compressed GeoTIFFs by row bands through :class:`engine.io.geotiff.RasterWriter`, so the
   largest (16k x 16k) is never held in memory.
 * The model file: ``resources/models/default.safetensors`` when present, else a freshly
   initialised ``unet`` with default arguments (speed does not depend on weights).
@@ -75,7 +75,8 @@ def dsm(work: Path, size: int, base: int, workers: int = 1) -> Path:
 
     from engine.inference.stream import Prefetcher
     from engine.inference.tiling import reflect_index
-    from engine.io.raster import RasterWriter, make_info
+    from engine.io.geotiff import RasterWriter
+    from engine.io.grid import make_info
 
     path = work / "dsm" / f"dsm_{size}.tif"
     stamp = {"generator": GENERATOR_VERSION, "seed": SEED, "size": size, "base": base}

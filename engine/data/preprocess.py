@@ -183,7 +183,9 @@ def reference_grid(site: SiteConfig, config: PreprocessConfig) -> Any:
     """The grid every raster of ``site`` is read onto (a :class:`RasterInfo`)."""
     from rasterio.warp import calculate_default_transform
 
-    from engine.io.raster import check_band_count, check_projected, make_info, read_info, to_crs
+    from engine.io.checks import check_band_count, check_projected
+    from engine.io.grid import make_info, to_crs
+    from engine.io.raster import read_info
 
     what = "DSM" if site.dsm is not None else "CHM"
     path = site.dsm if site.dsm is not None else site.chm
@@ -215,7 +217,8 @@ def reference_grid(site: SiteConfig, config: PreprocessConfig) -> Any:
 def load_site(site: SiteConfig, config: PreprocessConfig, index: int) -> SiteData:
     """Read a site's rasters onto its reference grid; build DSM and reference CHM."""
     from engine.data.synthetic import terrain
-    from engine.io.raster import check_band_count, read_aligned, read_info
+    from engine.io.checks import check_band_count
+    from engine.io.raster import read_aligned, read_info
 
     grid = reference_grid(site, config)
     sources: dict[str, Any] = {}

@@ -171,7 +171,7 @@ class Scene:
 
 
 def _check_crs(value: Any) -> str | None:
-    from engine.io.raster import to_crs
+    from engine.io.grid import to_crs
 
     try:
         crs = to_crs(value)
@@ -300,7 +300,8 @@ NODATA = -9999.0
 def write_scene(scene: Scene, folder: Path) -> dict[str, str]:
     """Write ``dsm.tif``, ``dtm.tif``, ``chm.tif`` (nodata -9999) and ``scene.json``."""
     from engine.io.files import atomic_write_text
-    from engine.io.raster import make_info, write_raster
+    from engine.io.geotiff import write_raster
+    from engine.io.grid import make_info
 
     h, w = scene.dsm.shape
     like = make_info(w, h, scene.transform, scene.crs, nodata=NODATA)

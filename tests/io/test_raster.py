@@ -1,4 +1,5 @@
-"""engine.io.raster: info, checks, boundless windows, alignment and atomic writing."""
+"""engine.io raster modules (grid, checks, raster, geotiff): info, checks, boundless windows,
+alignment and atomic writing."""
 
 from __future__ import annotations
 
@@ -10,17 +11,10 @@ import rasterio
 from affine import Affine
 
 from engine.errors import Cancelled, CRSError, GridError, InputError
-from engine.io.raster import (
-    RasterReader,
-    RasterWriter,
-    check_band_count,
-    check_projected,
-    make_info,
-    read_aligned,
-    read_info,
-    read_window,
-    write_raster,
-)
+from engine.io.checks import check_band_count, check_projected
+from engine.io.geotiff import RasterWriter, write_raster
+from engine.io.grid import make_info
+from engine.io.raster import RasterReader, read_aligned, read_info, read_window
 
 
 def _write(

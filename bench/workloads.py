@@ -50,7 +50,8 @@ def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
 
 def base_scene(work: Path, base: int) -> Any:
     """The synthetic scene all DSMs are made of (``engine.data.synthetic.make_scene``)."""
-    from engine.data.synthetic import SynthConfig, make_scene
+    from engine.data.config import SynthConfig
+    from engine.data.synthetic import make_scene
 
     config = SynthConfig(
         output=work / "unused", size=base, seed=SEED, gaps=max(4, base // 40), holes=2
@@ -124,7 +125,7 @@ def model_file(work: Path) -> tuple[Path, str]:
     if not _stamp_ok(path, stamp):
         import torch
 
-        from engine.data.normalise import NormalisationConfig
+        from engine.data.config import NormalisationConfig
         from engine.models.modelfile import ModelDescription, save_model
         from engine.models.registry import build_model
 

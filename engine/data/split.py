@@ -15,77 +15,17 @@ dropped, and the rest of the site is split by blocks as usual.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from affine import Affine
 
-from engine.config.base import Config, at_least, fraction
+from engine.data.config import HoldoutConfig, SplitConfig
 from engine.data.tiling import Tile
 from engine.errors import ConfigError, InputError
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class HoldoutConfig(Config):
-    """A rectangle of one site reserved for one split."""
-
-    site: str = field(metadata={"help": "Name of the site to hold out from."})
-    region: list[float] | None = field(
-        default=None, metadata={"help": "[xmin, ymin, xmax, ymax] in the site's CRS."}
-    )
-    fraction: float | None = field(
-        default=None, metadata={"help": "Share of the site's width/height taken from 'side'."}
-    )
-    side: Literal["left", "right", "top", "bottom"] = field(
-        default="right", metadata={"help": "Side the fraction is taken from."}
-    )
-    split: Literal["test", "val"] = field(default="test", metadata={"help": "Split it goes to."})
-
-    def validate(self) -> None:
-        if (self.region is None) == (self.fraction is None):
-            raise ConfigError(
-                f"Hold-out of site '{self.site}': give exactly one of 'region' or 'fraction'."
-            )
-        if self.region is not None:
-            r = self.region
-            if len(r) != 4 or not (r[0] < r[2] and r[1] < r[3]):
-                raise ConfigError(
-                    f"Hold-out region {r} of site '{self.site}' must be [xmin, ymin, xmax, ymax] "
-                    "with xmin < xmax and ymin < ymax."
-                )
-        if self.fraction is not None and not 0 < self.fraction < 1:
-            raise ConfigError(f"Hold-out fraction of site '{self.site}' must be between 0 and 1.")
-
-
-@dataclass
-class SplitConfig(Config):
-    """How tiles are dealt to train/val/test."""
-
-    val_fraction: float = field(
-        default=0.15, metadata={"help": "Share of tiles for validation.", "check": fraction}
-    )
-    test_fraction: float = field(
-        default=0.15, metadata={"help": "Share of tiles for test.", "check": fraction}
-    )
-    block_m: float | None = field(
-        default=None, metadata={"help": "Block edge in metres (default: block_tiles tiles)."}
-    )
-    block_tiles: int = field(
-        default=2,
-        metadata={"help": "Block edge in tiles when block_m is unset.", "check": at_least(1)},
-    )
-    holdout: list[HoldoutConfig] = field(
-        default_factory=list, metadata={"help": "Rectangles held out for test/val, per site."}
-    )
-
-    def validate(self) -> None:
-        if self.val_fraction + self.test_fraction >= 1:
-            raise ConfigError("split.val_fraction + split.test_fraction must be below 1.")
-        if self.block_tiles < 1 or (self.block_m is not None and self.block_m <= 0):
-            raise ConfigError("split.block_tiles must be >= 1 and split.block_m > 0.")
 
 
 @dataclass

@@ -15,8 +15,10 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from engine.cli import main
 from engine.config.base import from_dict
+from engine.data.config import PreprocessConfig
 from engine.data.dataset import TileDataset
-from engine.data.preprocess import PreprocessConfig, load_site, run_preprocess
+from engine.data.preprocess import run_preprocess
+from engine.data.sites import load_site
 from engine.errors import Cancelled, CRSError, InputError, NoDataError
 from engine.events import CallbackReporter
 from engine.io.raster import read_array
@@ -292,16 +294,16 @@ def test_sites_reloaded_for_writing_give_the_same_dataset(
 ) -> None:
     """Above the in-memory budget each site is prepared again for the tile-writing pass (memory
     bounded by the largest site): the dataset is byte for byte the one built in memory."""
-    import engine.data.preprocess as pre
+    import engine.data.sites as sites_module
 
     loads: list[str] = []
-    real_load = pre.load_site
+    real_load = sites_module.load_site
 
     def counting_load(site: Any, config: Any, index: int) -> Any:
         loads.append(site.name)
         return real_load(site, config, index)
 
-    monkeypatch.setattr(pre, "load_site", counting_load)
+    monkeypatch.setattr(sites_module, "load_site", counting_load)
     sites = [
         {"name": "a", "dsm": str(scene_dir / "dsm.tif"), "dtm": str(scene_dir / "dtm.tif")},
         {"name": "b", "chm": str(scene_dir / "chm.tif"), "synthetic_terrain": True},

@@ -45,8 +45,9 @@ def tile_site(
     dsm: np.ndarray, dsm_valid: np.ndarray, chm: np.ndarray, labels: np.ndarray, tile: int
 ) -> int:
     """The per-site tiling work of ``engine preprocess`` (in memory); returns the tile count."""
+    from engine.data.config import NormalisationConfig
     from engine.data.labels import NODATA_LABEL
-    from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
+    from engine.data.normalise import low_surface_from_array, normalise_window
     from engine.data.tiling import cut, plan_tiles
 
     norm = NormalisationConfig()

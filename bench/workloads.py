@@ -4,7 +4,7 @@
   (:func:`engine.data.synthetic.make_scene`: terrain, crowns, gaps, a few nodata holes) is
   mirror-tiled (continuous across copies) over the raster and a smooth regional terrain
   (analytic, so any window can be computed alone) is added. Rasters are written as tiled,
-  compressed GeoTIFFs by row bands through :class:`engine.io.raster.RasterWriter`, so the
+  compressed GeoTIFFs by row bands through :class:`engine.io.geotiff.RasterWriter`, so the
   largest (16k x 16k) is never held in memory.
 * The model file: ``resources/models/default.safetensors`` when present, else a freshly
   initialised ``unet`` with default arguments (speed does not depend on weights).
@@ -50,7 +50,8 @@ def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
 
 def base_scene(work: Path, base: int) -> Any:
     """The synthetic scene all DSMs are made of (``engine.data.synthetic.make_scene``)."""
-    from engine.data.synthetic import SynthConfig, make_scene
+    from engine.data.config import SynthConfig
+    from engine.data.synthetic import make_scene
 
     config = SynthConfig(
         output=work / "unused", size=base, seed=SEED, gaps=max(4, base // 40), holes=2
@@ -75,7 +76,8 @@ def dsm(work: Path, size: int, base: int, workers: int = 1) -> Path:
 
     from engine.inference.stream import Prefetcher
     from engine.inference.tiling import reflect_index
-    from engine.io.raster import RasterWriter, make_info
+    from engine.io.geotiff import RasterWriter
+    from engine.io.grid import make_info
 
     path = work / "dsm" / f"dsm_{size}.tif"
     stamp = {"generator": GENERATOR_VERSION, "seed": SEED, "size": size, "base": base}
@@ -123,7 +125,7 @@ def model_file(work: Path) -> tuple[Path, str]:
     if not _stamp_ok(path, stamp):
         import torch
 
-        from engine.data.normalise import NormalisationConfig
+        from engine.data.config import NormalisationConfig
         from engine.models.modelfile import ModelDescription, save_model
         from engine.models.registry import build_model
 

@@ -28,7 +28,8 @@ from affine import Affine
 
 from engine.api import run
 from engine.cli import main
-from engine.io.raster import make_info, write_raster
+from engine.io.geotiff import write_raster
+from engine.io.grid import make_info
 from engine.models.modelfile import ModelDescription, save_model
 from engine.models.registry import build_model
 

@@ -15,7 +15,8 @@ import pytest
 from engine.api import run_request
 from engine.cli import main
 from engine.config.base import Config, from_dict, load_config, positive
-from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
+from engine.data.config import NormalisationConfig
+from engine.data.normalise import low_surface_from_array, normalise_window
 from engine.errors import Cancelled, ConfigError
 from engine.events import CallbackReporter, JsonLinesReporter
 from engine.io.files import atomic_dir, atomic_path

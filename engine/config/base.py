@@ -15,6 +15,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -75,85 +76,131 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"Config key '{key}' must not be empty (null).")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(exc.message)
-        raise ConfigError(
-            errors[0] if len(errors) == 1 else f"Config key '{key}': {'; '.join(errors)}"
-        )
+        return _coerce_union(value, tp, key)
     if origin is Literal:
-        allowed = get_args(tp)
-        if value not in allowed:
-            raise ConfigError(
-                f"Config key '{key}' has value {value!r}; "
-                f"valid values: {', '.join(map(repr, allowed))}."
-            )
-        return value
+        return _coerce_literal(value, tp, key)
     if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(
-                f"Config key '{key}' must be a list, got {type(value).__name__} {value!r}."
-            )
-        args = get_args(tp)
-        item_tp = args[0] if args else Any
-        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _coerce_sequence(value, tp, key)
     if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"Config key '{key}' must be a mapping, got {type(value).__name__}.")
-        _, val_tp = get_args(tp) or (str, Any)
-        return {str(k): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+        return _coerce_mapping(value, tp, key)
     if isinstance(tp, type) and issubclass(tp, Config):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"Config key '{key}' must be a mapping of {tp.__name__} settings.")
-        return from_dict(tp, value, prefix=f"{key}.")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"Config key '{key}' must be true or false, got {value!r}.")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"Config key '{key}' must be an integer, got {value!r}.")
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"Config key '{key}' must be an integer, got {value!r}.") from None
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.") from None
-        if not math.isfinite(number):
-            raise ConfigError(
-                f"Config key '{key}' must be a finite number, got {value!r}.",
-                "Give an ordinary number (NaN and infinity have no meaning here).",
-            )
-        return number
-    if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"Config key '{key}' must be text, got {value!r}.")
-        return str(value)
-    if tp is Path:
-        if not isinstance(value, (str, Path)):
-            raise ConfigError(f"Config key '{key}' must be a path, got {value!r}.")
-        return Path(value)
+        return _coerce_config(value, tp, key)
+    scalar = _SCALAR_COERCIONS.get(tp)
+    if scalar is not None:
+        return scalar(value, key)
     raise ConfigError(f"Config key '{key}': unsupported type {_type_name(tp)}.")  # pragma: no cover
+
+
+def _coerce_union(value: Any, tp: Any, key: str) -> Any:
+    """``X | Y | None``: None where allowed, else the first member type that accepts ``value``."""
+    args = get_args(tp)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"Config key '{key}' must not be empty (null).")
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(value, arg, key)
+        except ConfigError as exc:
+            errors.append(exc.message)
+    raise ConfigError(errors[0] if len(errors) == 1 else f"Config key '{key}': {'; '.join(errors)}")
+
+
+def _coerce_literal(value: Any, tp: Any, key: str) -> Any:
+    """``Literal[...]``: one of the listed values."""
+    allowed = get_args(tp)
+    if value not in allowed:
+        raise ConfigError(
+            f"Config key '{key}' has value {value!r}; "
+            f"valid values: {', '.join(map(repr, allowed))}."
+        )
+    return value
+
+
+def _coerce_sequence(value: Any, tp: Any, key: str) -> list[Any] | tuple[Any, ...]:
+    """``list[X]`` / ``tuple[X, ...]``: each item coerced, keyed ``key[i]``."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(
+            f"Config key '{key}' must be a list, got {type(value).__name__} {value!r}."
+        )
+    args = get_args(tp)
+    item_tp = args[0] if args else Any
+    items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if get_origin(tp) is tuple else items
+
+
+def _coerce_mapping(value: Any, tp: Any, key: str) -> dict[str, Any]:
+    """``dict[str, X]``: string keys, each value coerced, keyed ``key.name``."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"Config key '{key}' must be a mapping, got {type(value).__name__}.")
+    _, val_tp = get_args(tp) or (str, Any)
+    return {str(k): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+
+
+def _coerce_config(value: Any, tp: type[Config], key: str) -> Config:
+    """A nested config section: kept when already built, else built from its mapping."""
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"Config key '{key}' must be a mapping of {tp.__name__} settings.")
+    return from_dict(tp, value, prefix=f"{key}.")
+
+
+def _to_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    raise ConfigError(f"Config key '{key}' must be true or false, got {value!r}.")
+
+
+def _to_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"Config key '{key}' must be an integer, got {value!r}.")
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"Config key '{key}' must be an integer, got {value!r}.") from None
+
+
+def _to_float(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"Config key '{key}' must be a number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise ConfigError(
+            f"Config key '{key}' must be a finite number, got {value!r}.",
+            "Give an ordinary number (NaN and infinity have no meaning here).",
+        )
+    return number
+
+
+def _to_str(value: Any, key: str) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"Config key '{key}' must be text, got {value!r}.")
+    return str(value)
+
+
+def _to_path(value: Any, key: str) -> Path:
+    if not isinstance(value, (str, Path)):
+        raise ConfigError(f"Config key '{key}' must be a path, got {value!r}.")
+    return Path(value)
+
+
+_SCALAR_COERCIONS: dict[Any, Callable[[Any, str], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+    Path: _to_path,
+}
+"""Coercion of each scalar field type (``value``, dotted ``key``) -> converted value."""
 
 
 def from_dict(cls: type[C], data: dict[str, Any] | None, prefix: str = "") -> C:

@@ -24,8 +24,8 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
+from engine.data.dataset_writer import FORMAT, FORMAT_VERSION
 from engine.data.labels import NODATA_LABEL
-from engine.data.preprocess import FORMAT, FORMAT_VERSION
 from engine.errors import InputError
 
 

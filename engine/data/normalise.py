@@ -16,50 +16,14 @@ Everything here works on arrays; reading blocks is left to the caller (``engine.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.config.base import Config, positive
+from engine.data.config import NormalisationConfig
 from engine.errors import NoDataError
-
-
-@dataclass
-class NormalisationConfig(Config):
-    """How DSM heights are turned into model input (recorded in manifests and model files)."""
-
-    method: str = field(default="local_low_percentile", metadata={"help": "Normalisation method."})
-    window_m: float = field(
-        default=64.0,
-        metadata={"help": "Block size in metres of the local low percentile.", "check": positive},
-    )
-    percentile: float = field(
-        default=2.0, metadata={"help": "Low percentile (0-100) of the DSM in each block."}
-    )
-    scale: float = field(
-        default=10.0,
-        metadata={"help": "Divisor (metres) applied after subtraction.", "check": positive},
-    )
-    clip_m: float = field(
-        default=80.0,
-        metadata={
-            "help": "Heights above the low surface are clipped to this (metres).",
-            "check": positive,
-        },
-    )
-
-    def validate(self) -> None:
-        from engine.errors import ConfigError
-
-        if self.method != "local_low_percentile":
-            raise ConfigError(
-                f"Config key 'normalisation.method' = {self.method!r}; "
-                "valid: 'local_low_percentile'."
-            )
-        if not 0 <= self.percentile <= 100:
-            raise ConfigError("Config key 'normalisation.percentile' must be between 0 and 100.")
 
 
 def block_size_px(config: NormalisationConfig, pixel_size: float) -> int:

@@ -15,77 +15,17 @@ dropped, and the rest of the site is split by blocks as usual.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from affine import Affine
 
-from engine.config.base import Config, at_least, fraction
+from engine.data.config import HoldoutConfig, SplitConfig
 from engine.data.tiling import Tile
 from engine.errors import ConfigError, InputError
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class HoldoutConfig(Config):
-    """A rectangle of one site reserved for one split."""
-
-    site: str = field(metadata={"help": "Name of the site to hold out from."})
-    region: list[float] | None = field(
-        default=None, metadata={"help": "[xmin, ymin, xmax, ymax] in the site's CRS."}
-    )
-    fraction: float | None = field(
-        default=None, metadata={"help": "Share of the site's width/height taken from 'side'."}
-    )
-    side: Literal["left", "right", "top", "bottom"] = field(
-        default="right", metadata={"help": "Side the fraction is taken from."}
-    )
-    split: Literal["test", "val"] = field(default="test", metadata={"help": "Split it goes to."})
-
-    def validate(self) -> None:
-        if (self.region is None) == (self.fraction is None):
-            raise ConfigError(
-                f"Hold-out of site '{self.site}': give exactly one of 'region' or 'fraction'."
-            )
-        if self.region is not None:
-            r = self.region
-            if len(r) != 4 or not (r[0] < r[2] and r[1] < r[3]):
-                raise ConfigError(
-                    f"Hold-out region {r} of site '{self.site}' must be [xmin, ymin, xmax, ymax] "
-                    "with xmin < xmax and ymin < ymax."
-                )
-        if self.fraction is not None and not 0 < self.fraction < 1:
-            raise ConfigError(f"Hold-out fraction of site '{self.site}' must be between 0 and 1.")
-
-
-@dataclass
-class SplitConfig(Config):
-    """How tiles are dealt to train/val/test."""
-
-    val_fraction: float = field(
-        default=0.15, metadata={"help": "Share of tiles for validation.", "check": fraction}
-    )
-    test_fraction: float = field(
-        default=0.15, metadata={"help": "Share of tiles for test.", "check": fraction}
-    )
-    block_m: float | None = field(
-        default=None, metadata={"help": "Block edge in metres (default: block_tiles tiles)."}
-    )
-    block_tiles: int = field(
-        default=2,
-        metadata={"help": "Block edge in tiles when block_m is unset.", "check": at_least(1)},
-    )
-    holdout: list[HoldoutConfig] = field(
-        default_factory=list, metadata={"help": "Rectangles held out for test/val, per site."}
-    )
-
-    def validate(self) -> None:
-        if self.val_fraction + self.test_fraction >= 1:
-            raise ConfigError("split.val_fraction + split.test_fraction must be below 1.")
-        if self.block_tiles < 1 or (self.block_m is not None and self.block_m <= 0):
-            raise ConfigError("split.block_tiles must be >= 1 and split.block_m > 0.")
 
 
 @dataclass
@@ -151,10 +91,42 @@ def _block_range(t: Tile, block: int) -> tuple[range, range]:
     return rows, cols
 
 
+Pair = tuple[str, Tile]
+"""``(site name, tile)``."""
+BlockKey = tuple[str, int, int]
+"""``(site name, block row, block column)``."""
+
+
 def assign_splits(
     sites: list[SiteTiles], config: SplitConfig, tile_size: int, seed: int
 ) -> SplitResult:
     """Deal the tiles of all sites to train/val/test (reproducible for a given ``seed``)."""
+    _check_holdout_sites(sites, config)
+    out: dict[str, list[Pair]] = {s: [] for s in SPLITS}
+    pool, dropped, holdouts = _take_holdouts(sites, config, out)
+    block_px = _block_sizes(sites, config, tile_size)
+    targets = {
+        "train": 1 - config.val_fraction - config.test_fraction,
+        "val": config.val_fraction,
+        "test": config.test_fraction,
+    }
+    block_split = _deal_blocks(pool, block_px, targets, seed)
+    _fill_edge_blocks(pool, block_px, block_split)
+    dropped += _place_pool(pool, block_px, block_split, out)
+    description = {
+        "method": "spatial_blocks",
+        "seed": seed,
+        "fractions": targets,
+        "block_px": block_px,
+        "holdout": holdouts,
+        "counts": {s: len(v) for s, v in out.items()},
+        "dropped_straddling": dropped,
+    }
+    return SplitResult(out, dropped, description)
+
+
+def _check_holdout_sites(sites: list[SiteTiles], config: SplitConfig) -> None:
+    """:class:`ConfigError` when a hold-out names a site that is not in the dataset."""
     names = {s.name for s in sites}
     for h in config.holdout:
         if h.site not in names:
@@ -162,14 +134,22 @@ def assign_splits(
                 f"Hold-out names site '{h.site}', which is not in the dataset.",
                 f"Use one of: {', '.join(sorted(names))}.",
             )
-    out: dict[str, list[tuple[str, Tile]]] = {s: [] for s in SPLITS}
-    dropped = 0
+
+
+def _take_holdouts(
+    sites: list[SiteTiles], config: SplitConfig, out: dict[str, list[Pair]]
+) -> tuple[list[tuple[SiteTiles, Tile]], int, list[dict[str, Any]]]:
+    """Put the tiles inside hold-outs into their split in ``out``.
+
+    Returns the other tiles (the pool split by blocks), the number of tiles dropped for crossing
+    a hold-out's border, and the hold-outs' description."""
     pool: list[tuple[SiteTiles, Tile]] = []
-    holdouts_desc = []
+    dropped = 0
+    described = []
     for site in sites:
         rects = [(h, holdout_rect(h, site)) for h in config.holdout if h.site == site.name]
         for h, rect in rects:
-            holdouts_desc.append({"site": site.name, "split": h.split, "pixel_rect": list(rect)})
+            described.append({"site": site.name, "split": h.split, "pixel_rect": list(rect)})
         taken = 0
         for t in site.tiles:
             home = next((h.split for h, rect in rects if _inside(t, rect)), None)
@@ -185,55 +165,75 @@ def assign_splits(
                 f"The hold-out of site '{site.name}' holds no whole tile.",
                 "Make the hold-out region larger or the tiles smaller (tile_size).",
             )
+    return pool, dropped, described
 
+
+def _block_sizes(sites: list[SiteTiles], config: SplitConfig, tile_size: int) -> dict[str, int]:
+    """Block edge in pixels per site: ``block_m`` metres, else ``block_tiles`` tiles."""
     block_px: dict[str, int] = {}
     for site in sites:
         b = config.block_m / site.pixel_size if config.block_m else config.block_tiles * tile_size
         block_px[site.name] = max(1, round(b))
-    # weight of each block = tiles whose centre lies in it
-    weight: dict[tuple[str, int, int], int] = {}
+    return block_px
+
+
+def _centre_block(site: str, t: Tile, block: int) -> BlockKey:
+    """The block holding the centre of tile ``t``."""
+    return (site, (t.row + t.size // 2) // block, (t.col + t.size // 2) // block)
+
+
+def _deal_blocks(
+    pool: list[tuple[SiteTiles, Tile]],
+    block_px: dict[str, int],
+    targets: dict[str, float],
+    seed: int,
+) -> dict[BlockKey, str]:
+    """Split of each block holding a tile centre: blocks in seeded random order, each to the
+    split furthest below its share of the tiles (weight of a block = tiles centred in it)."""
+    weight: dict[BlockKey, int] = {}
     for site, t in pool:
-        b = block_px[site.name]
-        key = (site.name, (t.row + t.size // 2) // b, (t.col + t.size // 2) // b)
+        key = _centre_block(site.name, t, block_px[site.name])
         weight[key] = weight.get(key, 0) + 1
     blocks = sorted(weight)
     order = np.random.default_rng(seed).permutation(len(blocks))
-    targets = {
-        "train": 1 - config.val_fraction - config.test_fraction,
-        "val": config.val_fraction,
-        "test": config.test_fraction,
-    }
     total = sum(weight.values())
     have = dict.fromkeys(SPLITS, 0)
-    block_split: dict[tuple[str, int, int], str] = {}
+    block_split: dict[BlockKey, str] = {}
     for i in order:
         key = blocks[int(i)]
         split = max(SPLITS, key=lambda s: (targets[s] * total - have[s], targets[s]))
         block_split[key] = split
         have[split] += weight[key]
+    return block_split
 
-    # blocks that only hold tile edges follow the block of the first tile reaching into them
+
+def _fill_edge_blocks(
+    pool: list[tuple[SiteTiles, Tile]], block_px: dict[str, int], block_split: dict[BlockKey, str]
+) -> None:
+    """Blocks that only hold tile edges follow the block of the first tile reaching into them."""
     for site, t in pool:
         b = block_px[site.name]
-        own = block_split[(site.name, (t.row + t.size // 2) // b, (t.col + t.size // 2) // b)]
+        own = block_split[_centre_block(site.name, t, b)]
         rows, cols = _block_range(t, b)
         for r in rows:
             for c in cols:
                 block_split.setdefault((site.name, r, c), own)
+
+
+def _place_pool(
+    pool: list[tuple[SiteTiles, Tile]],
+    block_px: dict[str, int],
+    block_split: dict[BlockKey, str],
+    out: dict[str, list[Pair]],
+) -> int:
+    """Put each pool tile into the split of the blocks it covers; returns the number dropped
+    because they straddle blocks of different splits (they would leak)."""
+    dropped = 0
     for site, t in pool:
         rows, cols = _block_range(t, block_px[site.name])
         got = {block_split[(site.name, r, c)] for r in rows for c in cols}
         if len(got) == 1:
             out[got.pop()].append((site.name, t))
-        else:  # straddles blocks of different splits: would leak
+        else:
             dropped += 1
-    description = {
-        "method": "spatial_blocks",
-        "seed": seed,
-        "fractions": targets,
-        "block_px": block_px,
-        "holdout": holdouts_desc,
-        "counts": {s: len(v) for s, v in out.items()},
-        "dropped_straddling": dropped,
-    }
-    return SplitResult(out, dropped, description)
+    return dropped

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from engine.config.base import Config, non_negative, positive
-from engine.errors import ConfigError
+from engine.data.config import SynthConfig
 from engine.events import NullReporter, Reporter
 
 Array = NDArray[np.float32]
@@ -170,74 +169,6 @@ class Scene:
         return np.isfinite(self.dsm)  # type: ignore[no-any-return]
 
 
-def _check_crs(value: Any) -> str | None:
-    from engine.io.raster import to_crs
-
-    try:
-        crs = to_crs(value)
-    except Exception as exc:
-        return str(exc)
-    return None if crs is not None and crs.is_projected else "must be a projected CRS in metres."
-
-
-@dataclass
-class SynthConfig(Config):
-    """Settings of the ``synth`` command (one synthetic scene written as GeoTIFFs)."""
-
-    output: Path = field(
-        metadata={"help": "Output folder (dsm.tif, dtm.tif, chm.tif, scene.json)."}
-    )
-    size: int = field(
-        default=512, metadata={"help": "Scene width and height in pixels.", "check": positive}
-    )
-    pixel_size: float = field(
-        default=1.0, metadata={"help": "Pixel size in metres.", "check": positive}
-    )
-    seed: int = field(default=0, metadata={"help": "Random seed (same seed, same scene)."})
-    crs: str = field(
-        default="EPSG:32618",
-        metadata={"help": "Projected CRS of the outputs.", "check": _check_crs},
-    )
-    origin_x: float = field(
-        default=500000.0, metadata={"help": "X of the upper-left corner (CRS units)."}
-    )
-    origin_y: float = field(
-        default=4700000.0, metadata={"help": "Y of the upper-left corner (CRS units)."}
-    )
-    relief_m: float = field(
-        default=30.0, metadata={"help": "Terrain relief scale in metres.", "check": non_negative}
-    )
-    tree_spacing_m: float = field(
-        default=6.0, metadata={"help": "Mean distance between trees (m).", "check": positive}
-    )
-    crown_height_min: float = field(
-        default=10.0, metadata={"help": "Lowest tree height (m).", "check": non_negative}
-    )
-    crown_height_max: float = field(default=35.0, metadata={"help": "Highest tree height (m)."})
-    gaps: int = field(default=12, metadata={"help": "Number of gaps.", "check": non_negative})
-    gap_radius_min_m: float = field(
-        default=3.0, metadata={"help": "Smallest gap semi-axis (m).", "check": positive}
-    )
-    gap_radius_max_m: float = field(
-        default=20.0, metadata={"help": "Largest gap semi-axis (m).", "check": positive}
-    )
-    regrowth_max_m: float = field(
-        default=8.0, metadata={"help": "Highest regrowth inside gaps (m).", "check": non_negative}
-    )
-    holes: int = field(
-        default=0,
-        metadata={"help": "Number of nodata holes (no lidar returns).", "check": non_negative},
-    )
-
-    def validate(self) -> None:
-        if self.crown_height_min >= self.crown_height_max:
-            raise ConfigError("Config key 'crown_height_min' must be below 'crown_height_max'.")
-        if self.gap_radius_min_m > self.gap_radius_max_m:
-            raise ConfigError("Config key 'gap_radius_min_m' must not exceed 'gap_radius_max_m'.")
-        if self.gaps < 0 or self.holes < 0:
-            raise ConfigError("Config keys 'gaps' and 'holes' must be 0 or more.")
-
-
 def make_scene(config: SynthConfig) -> Scene:
     """Build the scene described by ``config`` (deterministic for a given seed)."""
     rng = np.random.default_rng(config.seed)
@@ -300,7 +231,8 @@ NODATA = -9999.0
 def write_scene(scene: Scene, folder: Path) -> dict[str, str]:
     """Write ``dsm.tif``, ``dtm.tif``, ``chm.tif`` (nodata -9999) and ``scene.json``."""
     from engine.io.files import atomic_write_text
-    from engine.io.raster import make_info, write_raster
+    from engine.io.geotiff import write_raster
+    from engine.io.grid import make_info
 
     h, w = scene.dsm.shape
     like = make_info(w, h, scene.transform, scene.crs, nodata=NODATA)

@@ -26,7 +26,8 @@ from engine.evaluation.heights import HeightErrors, height_errors
 from engine.evaluation.probability import ProbabilityCounts, probability_counts
 from engine.evaluation.results import threshold_key
 from engine.events import Reporter
-from engine.io.raster import RasterInfo, RasterReader, read_aligned, read_info
+from engine.io.grid import RasterInfo
+from engine.io.raster import RasterReader, read_aligned, read_info
 
 if TYPE_CHECKING:
     from engine.evaluation.results import MethodResult

@@ -29,7 +29,9 @@ from engine.evaluation.preview import block_mode, error_classes
 from engine.evaluation.probability import DEFAULT_BINS
 from engine.evaluation.results import BandResult, MethodResult
 from engine.events import NullReporter, Reporter
-from engine.io.raster import RasterInfo, RasterReader, check_projected, read_aligned, read_info
+from engine.io.checks import check_projected
+from engine.io.grid import RasterInfo
+from engine.io.raster import RasterReader, read_aligned, read_info
 
 _BAND_RE = re.compile(r"gap\s*<=?\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*m\b")
 

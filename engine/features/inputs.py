@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from engine.data.config import NormalisationConfig
 from engine.data.normalise import (
     LowSurface,
-    NormalisationConfig,
     block_size_px,
     low_surface_from_array,
     low_surface_from_strips,

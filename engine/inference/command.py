@@ -38,7 +38,7 @@ from engine.inference.readers import ThreadReaders, WindowReader, check_dsm, ope
 from engine.inference.staging import Staging
 from engine.inference.stream import predict_chunks
 from engine.inference.tiling import TilePlan, auto_margin
-from engine.io.raster import RasterInfo
+from engine.io.grid import RasterInfo
 
 Loaded = tuple[Any, Any, list[float], list[int] | None]
 """``(model, description, thresholds fed to the model, output channels kept or None)``."""

@@ -34,7 +34,9 @@ from engine.inference.distributed import DistContext
 from engine.inference.postprocess import postprocess_bands
 from engine.inference.staging import Staging
 from engine.inference.tiling import split_bands
-from engine.io.raster import RasterInfo, RasterReader, RasterWriter, make_info
+from engine.io.geotiff import RasterWriter
+from engine.io.grid import RasterInfo, make_info
+from engine.io.raster import RasterReader
 
 MASK_NODATA = 255
 Windows = Iterator[tuple[int, int, NDArray[np.uint8], list[NDArray[Any]]]]

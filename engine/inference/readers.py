@@ -21,14 +21,9 @@ from affine import Affine
 from numpy.typing import NDArray
 
 from engine.errors import GridError, InputError
-from engine.io.raster import (
-    RasterInfo,
-    RasterReader,
-    check_band,
-    check_projected,
-    make_info,
-    read_info,
-)
+from engine.io.checks import check_band, check_projected
+from engine.io.grid import RasterInfo, make_info
+from engine.io.raster import RasterReader, read_info
 
 
 class WindowReader(Protocol):

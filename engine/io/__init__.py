@@ -1,4 +1,9 @@
-"""The only package that opens files: rasters (``raster``), vectors (``vector``), atomic outputs.
+"""The only package that opens raster and vector files, and the home of atomic outputs.
+
+Rasters: grids and CRSs (``grid``), input checks (``checks``), reading and aligning
+(``raster``), writing GeoTIFFs (``geotiff``). Vectors: ``vector``. Outputs: ``files`` (atomic
+files and folders), ``npy`` (dataset arrays), ``failures`` / ``gdal_errors`` (write failures),
+``leftovers`` / ``tempnames`` (temporaries of killed runs).
 
 GDAL's block cache defaults to 5 % of the machine's RAM (about 1.2 GB here), and streamed reads
 and writes fill it, so without a limit a process's peak memory grows with the raster size until

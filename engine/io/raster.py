@@ -1,34 +1,28 @@
-"""Raster reading and writing: the only place that opens GeoTIFFs (rasterio/GDAL).
+"""Reading rasters (rasterio/GDAL): windows, whole bands, and bands aligned onto another grid.
 
 Reading returns ``(values, valid)`` pairs: ``values`` is float32 with NaN wherever ``valid`` is
 False; a pixel is invalid when it lies outside the raster (windows are *boundless*), equals the
 nodata value, is masked by an internal mask, or is NaN/inf.
 
-* :func:`read_info` / :class:`RasterInfo`: size, grid, CRS, nodata of a raster file.
-* :func:`check_projected`, :func:`check_band_count`: input checks with fix-it hints.
-* :class:`RasterReader` / :func:`read_window`: open once, read many (boundless) windows.
+* :func:`read_info`: the :class:`~engine.io.grid.RasterInfo` of a raster file.
+* :class:`RasterReader` / :func:`read_window` / :func:`read_array`: open once, read many
+  (boundless) windows.
 * :func:`read_aligned`: another raster resampled onto a reference grid (WarpedVRT).
-* :class:`RasterWriter` / :func:`write_raster`: tiled, compressed GeoTIFF written atomically.
+
+Grids live in :mod:`engine.io.grid`, input checks in :mod:`engine.io.checks`, writing in
+:mod:`engine.io.geotiff`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import functools
 import logging
 import math
-import os
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeAlias
 
 import numpy as np
 import rasterio
-from affine import Affine
-from numpy.typing import DTypeLike, NDArray
-from rasterio.coords import BoundingBox
-from rasterio.crs import CRS
+from numpy.typing import NDArray
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.io import DatasetReader
@@ -36,108 +30,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from engine.errors import CRSError, GridError, InputError
-from engine.io.files import atomic_path
-from engine.io.gdal_errors import WriteGuard
+from engine.io.grid import CRSLike, PathLike, RasterInfo, grid_text
 
 _log = logging.getLogger("engine")
-
-PathLike: TypeAlias = "str | os.PathLike[str]"
-CRSLike: TypeAlias = "CRS | str | int | None"
-
-REPROJECT_HINT = (
-    "Reproject it to a projected CRS in metres (e.g. the local UTM zone) with "
-    "'gdalwarp -t_srs EPSG:326xx in.tif out.tif' or QGIS Raster > Projections > Warp (Reproject)."
-)
-
-
-# -- raster description ------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class RasterInfo:
-    """What is known about a raster without reading its pixels."""
-
-    path: Path
-    width: int
-    height: int
-    count: int
-    dtype: str
-    crs: CRS | None
-    transform: Affine
-    nodata: float | None
-    res: tuple[float, float]
-    band_descriptions: tuple[str | None, ...] = ()
-
-    @property
-    def pixel_size(self) -> float:
-        """Pixel width in CRS units (equal to the height once :func:`check_projected` passed)."""
-        return float(self.res[0])
-
-    @property
-    def pixel_area(self) -> float:
-        """Area of one pixel in squared CRS units (``|a * e - b * d|`` of the transform)."""
-        t = self.transform
-        return float(abs(t.a * t.e - t.b * t.d))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(height, width)``."""
-        return (self.height, self.width)
-
-    @property
-    def bounds(self) -> BoundingBox:
-        """``(left, bottom, right, top)`` in CRS units."""
-        t = self.transform
-        w, h = self.width, self.height
-        xs = [t.c, t.c + t.a * w, t.c + t.b * h, t.c + t.a * w + t.b * h]
-        ys = [t.f, t.f + t.d * w, t.f + t.e * h, t.f + t.d * w + t.e * h]
-        return BoundingBox(min(xs), min(ys), max(xs), max(ys))
-
-    def with_crs(self, crs: CRSLike) -> RasterInfo:
-        """Copy with ``crs`` set (an explicit CRS for files that carry none)."""
-        return dataclasses.replace(self, crs=to_crs(crs))
-
-    def same_grid(self, other: RasterInfo) -> bool:
-        """True when both rasters share CRS, size and transform (no resampling needed)."""
-        return (
-            self.shape == other.shape
-            and self.transform.almost_equals(
-                other.transform, precision=1e-9 * max(1.0, self.pixel_size)
-            )
-            and _same_crs(self.crs, other.crs)
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description (for manifests and results)."""
-        return {
-            "path": str(self.path),
-            "width": self.width,
-            "height": self.height,
-            "count": self.count,
-            "dtype": self.dtype,
-            "crs": self.crs.to_string() if self.crs else None,
-            "transform": list(self.transform)[:6],
-            "nodata": None if self.nodata is None or math.isnan(self.nodata) else self.nodata,
-            "pixel_size": self.pixel_size,
-            "bounds": list(self.bounds),
-        }
-
-
-def to_crs(crs: CRSLike) -> CRS | None:
-    """A rasterio CRS from ``"EPSG:32618"``, ``32618``, WKT/PROJ text or a CRS; None stays None."""
-    if crs is None or isinstance(crs, CRS):
-        return crs
-    try:
-        return CRS.from_epsg(crs) if isinstance(crs, int) else CRS.from_user_input(crs)
-    except Exception as exc:
-        raise CRSError(
-            f"{crs!r} is not a coordinate reference system GDAL knows ({exc}).",
-            "Give it as 'EPSG:<code>' (e.g. EPSG:32618), a WKT string or a PROJ string.",
-        ) from None
-
-
-def _same_crs(a: CRS | None, b: CRS | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return bool(a == b)
 
 
 def _info_from_dataset(ds: DatasetReader, path: Path) -> RasterInfo:
@@ -185,73 +80,6 @@ def read_info(path: PathLike, what: str = "raster") -> RasterInfo:
         return _info_from_dataset(ds, Path(path))
 
 
-# -- checks ----------------------------------------------------------------------------------
-def check_projected(info: RasterInfo, what: str = "DSM") -> None:
-    """Require a projected CRS in metres and square, north-up (unrotated) pixels.
-
-    Raises :class:`CRSError` (no CRS, geographic or non-metre CRS) or :class:`GridError`.
-    """
-    name = f"The {what} {info.path.name}"
-    if info.crs is None:
-        raise CRSError(
-            f"{name} has no coordinate reference system, so pixel sizes and gap areas are unknown.",
-            "Assign its CRS (QGIS 'Assign Projection', 'gdal_edit.py -a_srs EPSG:xxxx file.tif', "
-            "or the 'crs' option where the command offers it).",
-        )
-    if info.crs.is_geographic or not info.crs.is_projected:
-        raise CRSError(
-            f"{name} uses a geographic CRS ({info.crs.to_string()}): pixel sizes are in degrees, "
-            "not metres.",
-            REPROJECT_HINT,
-        )
-    try:
-        unit, factor = info.crs.linear_units_factor
-    except Exception:  # pragma: no cover - exotic CRS without units
-        unit, factor = "unknown", float("nan")
-    if not math.isclose(factor, 1.0, rel_tol=1e-9):
-        raise CRSError(
-            f"{name} has CRS units of '{unit}', not metres: heights and thresholds would disagree.",
-            REPROJECT_HINT,
-        )
-    t = info.transform
-    if t.b != 0 or t.d != 0:
-        raise GridError(
-            f"{name} has a rotated or sheared geotransform ({tuple(t)[:6]}).",
-            "Warp it to a north-up grid: 'gdalwarp -t_srs <same CRS> in.tif out.tif' or QGIS Warp.",
-        )
-    rx, ry = info.res
-    if not math.isclose(rx, ry, rel_tol=1e-6):
-        raise GridError(
-            f"{name} has non-square pixels ({rx:g} x {ry:g}).",
-            f"Resample it to square pixels, e.g. 'gdalwarp -tr {min(rx, ry):g} {min(rx, ry):g} "
-            "in.tif out.tif' or QGIS Warp with an output resolution.",
-        )
-
-
-def check_band_count(info: RasterInfo, expected: int = 1, what: str = "DSM") -> None:
-    """:class:`InputError` unless the raster has exactly ``expected`` bands."""
-    if info.count != expected:
-        raise InputError(
-            f"The {what} {info.path.name} has {info.count} bands; expected {expected}.",
-            f"Extract the height band first (e.g. 'gdal_translate -b 1 in.tif out.tif' or QGIS "
-            f"Rearrange bands) and give a {expected}-band raster.",
-        )
-
-
-def check_band(info: RasterInfo, band: int | None, what: str = "DSM") -> int:
-    """The band to read: ``band`` when the raster has it; ``None`` needs a one-band raster."""
-    if band is None:
-        check_band_count(info, 1, what)
-        return 1
-    if not 1 <= band <= info.count:
-        raise InputError(
-            f"The {what} {info.path.name} has {info.count} band(s); band {band} does not exist.",
-            f"Choose a band between 1 and {info.count}.",
-        )
-    return band
-
-
-# -- reading ---------------------------------------------------------------------------------
 def _invalid_values(values: NDArray[Any], nodata: float | None) -> NDArray[np.bool_]:
     bad = ~np.isfinite(values)
     if nodata is None or math.isnan(nodata):
@@ -367,15 +195,6 @@ def read_array(
 _RESAMPLING = {r.name: r for r in Resampling}
 
 
-def grid_text(info: RasterInfo) -> str:
-    """``'1000 x 800 px of 0.5 m, EPSG:32618'`` (for log lines)."""
-    crs = "no CRS"
-    if info.crs is not None:
-        epsg = info.crs.to_epsg()
-        crs = f"EPSG:{epsg}" if epsg else (info.crs.to_dict().get("proj") or "custom CRS")
-    return f"{info.width} x {info.height} px of {info.pixel_size:g} m, {crs}"
-
-
 def resampling_method(name: str) -> Resampling:
     """A rasterio ``Resampling`` from its name (``nearest``, ``bilinear``, ``average``...)."""
     try:
@@ -400,21 +219,9 @@ def read_aligned(
     """
     with RasterReader(path, what=what, crs=crs) as reader:
         src = reader.info
-        if src.same_grid(ref) or (
-            src.crs is None
-            and ref.crs is None
-            and src.shape == ref.shape
-            and src.transform == ref.transform
-        ):
+        if _on_grid(src, ref):
             return reader.read(band)
-        if src.crs is None or ref.crs is None:
-            missing = src.path.name if src.crs is None else ref.path.name
-            raise CRSError(
-                f"Cannot align {src.path.name} onto the grid of {ref.path.name}: "
-                f"{missing} has no CRS.",
-                "Assign the CRS of both rasters (QGIS 'Assign Projection' or "
-                "'gdal_edit.py -a_srs EPSG:xxxx'), or give the 'crs' option.",
-            )
+        _require_crs(src, ref)
         _log.info(
             "Resampled the %s %s onto the grid of %s (%s): %s -> %s.",
             what,
@@ -424,31 +231,7 @@ def read_aligned(
             grid_text(src),
             grid_text(ref),
         )
-        ds = reader.dataset
-        src_nodata = (
-            ds.nodata
-            if ds.nodata is not None
-            else (np.nan if np.dtype(src.dtype).kind == "f" else None)
-        )
-        try:
-            with WarpedVRT(
-                ds,
-                src_crs=src.crs,
-                crs=ref.crs,
-                transform=ref.transform,
-                width=ref.width,
-                height=ref.height,
-                resampling=resampling_method(resampling),
-                src_nodata=src_nodata,
-                nodata=np.nan,
-                dtype="float32",
-            ) as vrt:
-                data = vrt.read(band).astype(np.float32, copy=False)
-        except (RasterioError, RasterioIOError) as exc:
-            raise GridError(
-                f"Cannot resample {src.path.name} onto the grid of {ref.path.name} ({exc}).",
-                "Check both rasters' CRS and extent overlap; or warp it yourself with gdalwarp.",
-            ) from None
+        data = _warped_band(reader, ref, resampling, band)
     valid = np.isfinite(data)
     if src.nodata is not None and not math.isnan(src.nodata):
         valid &= data != np.float32(src.nodata)
@@ -456,227 +239,56 @@ def read_aligned(
     return data, valid
 
 
-# -- writing ---------------------------------------------------------------------------------
-COMPRESSION_LEVELS = {"zstd": ("zstd_level", 1), "deflate": ("zlevel", 1)}
-"""Fast compression levels (GDAL's defaults are zstd 9, deflate 6). Measured on 1024² px:
-zstd 1 wrote 5 uint8 mask bands in 0.020 s vs 0.098 s at level 9 (file 25 % larger), and a
-float32 DSM in 0.025 s vs 0.101 s (6 % larger). Outputs are written while the model computes,
-on the same cores, so write speed matters more than size."""
-
-
-@functools.lru_cache(maxsize=1)
-def default_compression() -> str:
-    """``"zstd"`` when this GDAL build has it, else ``"deflate"``."""
-    from rasterio.io import MemoryFile
-
-    try:
-        with (
-            rasterio.Env(),
-            MemoryFile() as mem,
-            mem.open(
-                driver="GTiff",
-                width=16,
-                height=16,
-                count=1,
-                dtype="uint8",
-                compress="zstd",
-                transform=Affine(1, 0, 100, 0, -1, 100),
-            ) as ds,
-        ):
-            ds.write(np.zeros((1, 16, 16), np.uint8))
-        return "zstd"
-    except Exception:
-        return "deflate"
-
-
-class RasterWriter:
-    """Write a tiled, compressed GeoTIFF on the grid of ``like``, window by window, atomically.
-
-    The file is written under a temporary name next to ``path`` and renamed when the ``with``
-    block ends without error; on any exception (including ``Cancelled``) it is deleted.
-    """
-
-    def __init__(
-        self,
-        path: PathLike,
-        like: RasterInfo,
-        count: int = 1,
-        dtype: DTypeLike = "float32",
-        nodata: float | None = None,
-        band_descriptions: list[str] | tuple[str, ...] | None = None,
-        compress: str | None = None,
-        tile: int = 256,
-        crs: CRSLike = None,
-    ) -> None:
-        self.path = Path(path)
-        self.like = like
-        self.count = int(count)
-        self.dtype = np.dtype(dtype)
-        self.nodata = nodata
-        self.band_descriptions = list(band_descriptions or [])
-        if self.band_descriptions and len(self.band_descriptions) != self.count:
-            raise InputError(
-                f"{len(self.band_descriptions)} band descriptions given for {self.count} bands.",
-                "Give one description per band.",
-            )
-        self.compress = compress or default_compression()
-        self.tile = int(tile)
-        self.crs = to_crs(crs) if crs is not None else like.crs
-        self._stack: contextlib.ExitStack | None = None
-        self._ds: Any = None
-        self._guard = WriteGuard(self.path)
-
-    def profile(self) -> dict[str, Any]:
-        """The GDAL creation profile."""
-        predictor = 3 if self.dtype.kind == "f" else (2 if self.dtype.itemsize > 1 else 1)
-        prof: dict[str, Any] = {
-            "driver": "GTiff",
-            "width": self.like.width,
-            "height": self.like.height,
-            "count": self.count,
-            "dtype": self.dtype.name,
-            "crs": self.crs,
-            "transform": self.like.transform,
-            "nodata": self.nodata,
-            "tiled": True,
-            "blockxsize": self.tile,
-            "blockysize": self.tile,
-            "compress": self.compress,
-            "predictor": predictor,
-            "BIGTIFF": "IF_SAFER",
-        }
-        level = COMPRESSION_LEVELS.get(self.compress.lower())
-        if level is not None:
-            prof[level[0]] = level[1]
-        if self.count > 1:
-            prof["interleave"] = "band"
-        return prof
-
-    def __enter__(self) -> RasterWriter:
-        stack = contextlib.ExitStack()
-        try:
-            stack.enter_context(rasterio.Env())  # GDAL's failures logged, for self._guard
-            tmp = stack.enter_context(atomic_path(self.path, sidecars=(".aux.xml",)))
-            self._guard = WriteGuard(tmp)
-            with self._guard():
-                self._ds = rasterio.open(tmp, "w", **self.profile())
-                for i, desc in enumerate(self.band_descriptions, start=1):
-                    self._ds.set_band_description(i, desc)
-        except BaseException:
-            if self._ds is not None:
-                self._ds.close()
-                self._ds = None
-            stack.close()
-            raise
-        self._stack = stack
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._stack = self._stack, None
-        ds, self._ds = self._ds, None
-        if stack is None:
-            return
-        try:
-            with self._guard():
-                ds.close()
-            if exc_type is None:
-                self._check_written(ds.name)
-        except BaseException as close_exc:
-            if exc_type is None:  # a failed close on success: delete the partial file, then raise
-                stack.__exit__(type(close_exc), close_exc, close_exc.__traceback__)
-                raise
-        stack.__exit__(exc_type, exc, tb)
-
-    def _check_written(self, tmp: str) -> None:
-        """Open the closed file again: it must be a readable raster of the expected shape."""
-        with self._guard(), rasterio.open(tmp) as ds:
-            shape = (ds.count, ds.height, ds.width)
-        if shape != (self.count, self.like.height, self.like.width):
-            raise self._guard.failure(f"the file written has shape {shape}")
-
-    def write_window(self, array: NDArray[Any], row_off: int, col_off: int) -> None:
-        """Write ``array`` (``[count, h, w]`` or ``[h, w]``), top-left at ``row_off, col_off``.
-
-        Parts outside the raster (padded windows) are dropped.
-        """
-        if self._ds is None:
-            raise RuntimeError("RasterWriter.write_window called outside its 'with' block.")
-        arr = np.asarray(array)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3 or arr.shape[0] != self.count:
-            raise ValueError(
-                f"write_window expects [{self.count}, h, w] or [h, w], got {arr.shape}."
-            )
-        _, h, w = arr.shape
-        r0, c0 = max(row_off, 0), max(col_off, 0)
-        r1, c1 = min(row_off + h, self.like.height), min(col_off + w, self.like.width)
-        if r1 <= r0 or c1 <= c0:
-            return
-        part = arr[:, r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off].astype(
-            self.dtype, copy=False
-        )
-        with self._guard():
-            self._ds.write(part, window=Window(c0, r0, c1 - c0, r1 - r0))
-
-
-def write_raster(
-    path: PathLike,
-    array: NDArray[Any],
-    like: RasterInfo,
-    nodata: float | None = None,
-    band_descriptions: list[str] | tuple[str, ...] | None = None,
-    dtype: DTypeLike | None = None,
-    compress: str | None = None,
-    crs: CRSLike = None,
-) -> Path:
-    """Write a whole ``[h, w]`` or ``[count, h, w]`` array on the grid of ``like``."""
-    arr = np.asarray(array)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.shape[1:] != like.shape:
-        raise GridError(
-            f"Array of shape {arr.shape[1:]} does not match the raster grid {like.shape}.",
-            "Internal error: write an array of the reference raster's size.",
-        )
-    with RasterWriter(
-        path,
-        like,
-        count=arr.shape[0],
-        dtype=dtype or arr.dtype,
-        nodata=nodata,
-        band_descriptions=band_descriptions,
-        compress=compress,
-        crs=crs,
-    ) as writer:
-        writer.write_window(arr, 0, 0)
-    return Path(path)
-
-
-def make_info(
-    width: int,
-    height: int,
-    transform: Affine,
-    crs: CRSLike,
-    count: int = 1,
-    dtype: str = "float32",
-    nodata: float | None = None,
-    path: PathLike = "<memory>",
-) -> RasterInfo:
-    """A :class:`RasterInfo` for a grid that does not exist as a file yet (synthetic outputs)."""
-    return RasterInfo(
-        path=Path(path),
-        width=int(width),
-        height=int(height),
-        count=int(count),
-        dtype=dtype,
-        crs=to_crs(crs),
-        transform=transform,
-        nodata=nodata,
-        res=(abs(float(transform.a)), abs(float(transform.e))),
+def _on_grid(src: RasterInfo, ref: RasterInfo) -> bool:
+    """True when ``src`` needs no resampling onto ``ref``: the same grid, or (both without a
+    CRS) the same size and transform."""
+    if src.same_grid(ref):
+        return True
+    return (
+        src.crs is None
+        and ref.crs is None
+        and src.shape == ref.shape
+        and src.transform == ref.transform
     )
+
+
+def _require_crs(src: RasterInfo, ref: RasterInfo) -> None:
+    """:class:`CRSError` when either raster lacks the CRS that resampling needs."""
+    if src.crs is None or ref.crs is None:
+        missing = src.path.name if src.crs is None else ref.path.name
+        raise CRSError(
+            f"Cannot align {src.path.name} onto the grid of {ref.path.name}: {missing} has no CRS.",
+            "Assign the CRS of both rasters (QGIS 'Assign Projection' or "
+            "'gdal_edit.py -a_srs EPSG:xxxx'), or give the 'crs' option.",
+        )
+
+
+def _warped_band(
+    reader: RasterReader, ref: RasterInfo, resampling: str, band: int
+) -> NDArray[np.float32]:
+    """Band ``band`` of ``reader`` warped onto ``ref`` (float32, NaN outside and at nodata)."""
+    ds, src = reader.dataset, reader.info
+    src_nodata = (
+        ds.nodata
+        if ds.nodata is not None
+        else (np.nan if np.dtype(src.dtype).kind == "f" else None)
+    )
+    try:
+        with WarpedVRT(
+            ds,
+            src_crs=src.crs,
+            crs=ref.crs,
+            transform=ref.transform,
+            width=ref.width,
+            height=ref.height,
+            resampling=resampling_method(resampling),
+            src_nodata=src_nodata,
+            nodata=np.nan,
+            dtype="float32",
+        ) as vrt:
+            return vrt.read(band).astype(np.float32, copy=False)
+    except (RasterioError, RasterioIOError) as exc:
+        raise GridError(
+            f"Cannot resample {src.path.name} onto the grid of {ref.path.name} ({exc}).",
+            "Check both rasters' CRS and extent overlap; or warp it yourself with gdalwarp.",
+        ) from None

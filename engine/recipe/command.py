@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 from engine.config.base import from_dict, to_dict
-from engine.data.preprocess import PreprocessConfig, run_preprocess
+from engine.data.config import PreprocessConfig
+from engine.data.preprocess import run_preprocess
 from engine.errors import ConfigError
 from engine.evaluation.command import run_evaluate
 from engine.evaluation.config import EvaluateConfig

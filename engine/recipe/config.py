@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.base import Config, fraction
-from engine.data.preprocess import SiteConfig
+from engine.data.config import SiteConfig
 from engine.errors import ConfigError
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.preprocess import PreprocessConfig, SiteConfig, load_site
+from engine.data.config import PreprocessConfig, SiteConfig
+from engine.data.sites import load_site
 from engine.data.split import SiteTiles, holdout_rect
 from engine.events import Reporter
 from engine.features.ground import AdaptiveParams

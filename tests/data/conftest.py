@@ -9,7 +9,8 @@ import pytest
 import rasterio
 from affine import Affine
 
-from engine.data.synthetic import SynthConfig, run_synth
+from engine.data.config import SynthConfig
+from engine.data.synthetic import run_synth
 
 
 def _write_tif(

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from engine.config.base import from_dict
+from engine.data.config import PreprocessConfig
 from engine.data.dataset import TileDataset, dihedral, read_manifest
-from engine.data.preprocess import PreprocessConfig, run_preprocess
+from engine.data.preprocess import run_preprocess
 from engine.errors import InputError
 
 

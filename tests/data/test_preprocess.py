@@ -15,10 +15,13 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from engine.cli import main
 from engine.config.base import from_dict
+from engine.data.config import NormalisationConfig, PreprocessConfig
 from engine.data.dataset import TileDataset
-from engine.data.preprocess import PreprocessConfig, load_site, run_preprocess
+from engine.data.preprocess import run_preprocess
+from engine.data.sites import load_site
 from engine.errors import Cancelled, CRSError, InputError, NoDataError
 from engine.events import CallbackReporter
+from engine.features.inputs import LowSurfaceTransform
 from engine.io.raster import read_array
 
 
@@ -292,16 +295,16 @@ def test_sites_reloaded_for_writing_give_the_same_dataset(
 ) -> None:
     """Above the in-memory budget each site is prepared again for the tile-writing pass (memory
     bounded by the largest site): the dataset is byte for byte the one built in memory."""
-    import engine.data.preprocess as pre
+    import engine.data.sites as sites_module
 
     loads: list[str] = []
-    real_load = pre.load_site
+    real_load = sites_module.load_site
 
     def counting_load(site: Any, config: Any, index: int) -> Any:
         loads.append(site.name)
         return real_load(site, config, index)
 
-    monkeypatch.setattr(pre, "load_site", counting_load)
+    monkeypatch.setattr(sites_module, "load_site", counting_load)
     sites = [
         {"name": "a", "dsm": str(scene_dir / "dsm.tif"), "dtm": str(scene_dir / "dtm.tif")},
         {"name": "b", "chm": str(scene_dir / "chm.tif"), "synthetic_terrain": True},
@@ -316,3 +319,50 @@ def test_sites_reloaded_for_writing_give_the_same_dataset(
             assert (kept / split / name).read_bytes() == (reloaded / split / name).read_bytes()
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (kept, reloaded)]
     assert manifests[0] == manifests[1] and manifests[0]["counts"]["train"] > 0
+
+
+def test_finer_reference_is_averaged_onto_the_grid(
+    tmp_path: Path, scene_dir: Path, write_tif: Any
+) -> None:
+    """A CHM finer than the site's grid is averaged onto it (each 1 m pixel = the mean of its
+    2 x 2 half-metre pixels), not sampled bilinearly, which would alias."""
+    with rasterio.open(scene_dir / "dsm.tif") as src:
+        t = src.transform
+    fine = np.random.default_rng(4).uniform(0, 30, (384, 384)).astype(np.float32)
+    chm = write_tif(tmp_path / "chm05.tif", fine, Affine(0.5, 0, t.c, 0, -0.5, t.f), "EPSG:32618")
+    site = {"name": "a", "dsm": str(scene_dir / "dsm.tif"), "chm": str(chm)}
+    cfg = _config(tmp_path / "x", [site])
+    data = load_site(cfg.sites[0], cfg, 0)
+    expected = fine.reshape(192, 2, 192, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(data.chm, expected, atol=1e-4)
+
+
+def test_terrain_copies_repeat_training_tiles_on_tilted_ground(
+    tmp_path: Path, scene_dir: Path
+) -> None:
+    """terrain_copies=1: training tile k comes again at slot k + n_train with the same labels,
+    heights and tiles.json record (marked terrain_copy 1) but another input; val and test get
+    no copies, and the tiles before the copies are those of a dataset without copies."""
+    site = {"name": "syn", "dsm": str(scene_dir / "dsm.tif"), "dtm": str(scene_dir / "dtm.tif")}
+    plain, copied = tmp_path / "plain", tmp_path / "copied"
+    run_preprocess(_config(plain, [site], thresholds=[2, 5]))
+    result = run_preprocess(_config(copied, [site], thresholds=[2, 5], terrain_copies=1))
+    base = json.loads((plain / "train" / "tiles.json").read_text())
+    n = len(base)
+    records = json.loads((copied / "train" / "tiles.json").read_text())
+    assert n > 0 and records == base + [{**r, "terrain_copy": 1} for r in base]
+    assert result["counts"]["train"] == 2 * n
+    for name in ("labels.npy", "chm.npy"):
+        arr = np.load(copied / "train" / name)
+        np.testing.assert_array_equal(arr[:n], np.load(plain / "train" / name))
+        np.testing.assert_array_equal(arr[n:], arr[:n])
+    x = np.load(copied / "train" / "inputs.npy")
+    np.testing.assert_array_equal(x[:n], np.load(plain / "train" / "inputs.npy"))
+    dsm, valid = read_array(scene_dir / "dsm.tif")  # tile 0: the DSM normalised, untilted
+    whole = LowSurfaceTransform(NormalisationConfig(), 1.0).whole(dsm, valid)
+    r, c = base[0]["row"], base[0]["col"]
+    np.testing.assert_array_equal(x[0], whole[:, r : r + 64, c : c + 64])
+    assert all(not np.array_equal(x[n + k], x[k]) for k in range(n))
+    for split in ("val", "test"):
+        for name in ("tiles.json", "inputs.npy", "labels.npy", "chm.npy"):
+            assert (copied / split / name).read_bytes() == (plain / split / name).read_bytes()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from affine import Affine
 
 from engine.config.base import from_dict
-from engine.data.split import SiteTiles, SplitConfig, assign_splits
+from engine.data.config import SplitConfig
+from engine.data.split import SiteTiles, assign_splits
 from engine.data.tiling import plan_tiles
 
 T = Affine(1.0, 0, 1000.0, 0, -1.0, 5000.0)

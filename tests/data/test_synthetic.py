@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from engine.config.base import from_dict
+from engine.data.config import SynthConfig
 from engine.data.labels import gap_mask
-from engine.data.synthetic import SynthConfig, make_scene, terrain
+from engine.data.synthetic import make_scene, terrain
 from engine.errors import ConfigError
-from engine.io.raster import check_projected, read_array, read_info
+from engine.io.checks import check_projected
+from engine.io.raster import read_array, read_info
 
 
 def test_scene_is_seeded_and_consistent() -> None:

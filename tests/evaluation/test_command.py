@@ -18,7 +18,8 @@ from engine.data.labels import gap_masks
 from engine.errors import Cancelled, ConfigError, CRSError, InputError, NoDataError
 from engine.evaluation.command import EvaluateConfig, run_evaluate
 from engine.events import CallbackReporter
-from engine.io.raster import make_info, write_raster
+from engine.io.geotiff import write_raster
+from engine.io.grid import make_info
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unable to import Axes3D")
 

@@ -13,7 +13,8 @@ import torch
 from affine import Affine
 from scipy import ndimage
 
-from engine.io.raster import make_info, write_raster
+from engine.io.geotiff import write_raster
+from engine.io.grid import make_info
 from engine.models.base import GapModel
 from engine.models.modelfile import ModelDescription, save_model
 from engine.models.registry import _EXTRA, build_model, register_model

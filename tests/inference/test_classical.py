@@ -10,7 +10,8 @@ import pytest
 import rasterio
 
 from engine.api import run
-from engine.data.synthetic import SynthConfig, make_scene
+from engine.data.config import SynthConfig
+from engine.data.synthetic import make_scene
 from engine.inference.classical_core import (
     REF21,
     ClassicalMethod,

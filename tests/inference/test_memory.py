@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from engine.api import run
-from engine.io.raster import RasterWriter
+from engine.io.geotiff import RasterWriter
 
 from .helpers import THRESHOLDS, save, smooth_dsm, write_dsm
 

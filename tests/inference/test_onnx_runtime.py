@@ -14,7 +14,8 @@ import rasterio
 import torch
 
 from engine.api import run
-from engine.data.normalise import NormalisationConfig, low_surface_from_array, normalise_window
+from engine.data.config import NormalisationConfig
+from engine.data.normalise import low_surface_from_array, normalise_window
 from engine.errors import ConfigError, MissingDependencyError
 from engine.events import CallbackReporter
 from engine.features.inputs import LowSurfaceTransform

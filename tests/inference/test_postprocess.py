@@ -10,7 +10,8 @@ from affine import Affine
 from scipy import ndimage
 
 from engine.inference.postprocess import postprocess_array, postprocess_bands
-from engine.io.raster import make_info, write_raster
+from engine.io.geotiff import write_raster
+from engine.io.grid import make_info
 from engine.io.vector import polygonise_masks, read_polygons
 
 

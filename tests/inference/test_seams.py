@@ -19,7 +19,8 @@ import pytest
 import rasterio
 
 from engine.api import run
-from engine.data.normalise import NormalisationConfig, low_surface_from_array
+from engine.data.config import NormalisationConfig
+from engine.data.normalise import low_surface_from_array
 from engine.features.inputs import LowSurfaceTransform
 from engine.inference.device import choose_device
 from engine.inference.predictor import Predictor

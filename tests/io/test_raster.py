@@ -1,4 +1,5 @@
-"""engine.io.raster: info, checks, boundless windows, alignment and atomic writing."""
+"""engine.io raster modules (grid, checks, raster, geotiff): info, checks, boundless windows,
+alignment and atomic writing."""
 
 from __future__ import annotations
 
@@ -10,17 +11,10 @@ import rasterio
 from affine import Affine
 
 from engine.errors import Cancelled, CRSError, GridError, InputError
-from engine.io.raster import (
-    RasterReader,
-    RasterWriter,
-    check_band_count,
-    check_projected,
-    make_info,
-    read_aligned,
-    read_info,
-    read_window,
-    write_raster,
-)
+from engine.io.checks import check_band_count, check_projected
+from engine.io.geotiff import RasterWriter, write_raster
+from engine.io.grid import make_info, to_crs, warped_grid
+from engine.io.raster import RasterReader, read_aligned, read_info, read_window
 
 
 def _write(
@@ -128,6 +122,17 @@ def test_read_aligned_resamples_coarser_shifted_grid(tmp_path: Path) -> None:
         read_aligned(nocrs, ref)
     again, _ = read_aligned(nocrs, ref, crs="EPSG:32618")
     np.testing.assert_allclose(again[inner], expected[inner], atol=1e-3)
+
+
+def test_warped_grid_covers_the_raster_with_square_pixels() -> None:
+    """Reprojection keeps the path, covers the source extent and gives square pixels: of the
+    asked size, or of GDAL's suggested size without one."""
+    info = make_info(300, 100, Affine(1, 0, 300000, 0, -1, 4700000), "EPSG:32618", path="a.tif")
+    for resolution in (None, 2.0):
+        grid = warped_grid(info, to_crs("EPSG:32617"), resolution)
+        assert grid.path == info.path and grid.crs == to_crs("EPSG:32617")
+        assert grid.res[0] == grid.res[1] and (resolution is None or grid.res[0] == resolution)
+        assert grid.width * grid.height * grid.pixel_area >= 300 * 100
 
 
 def test_writer_roundtrip_and_cleanup(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 from affine import Affine
 
 from engine.errors import Cancelled, OutputError
-from engine.io.raster import make_info, write_raster
+from engine.io.geotiff import write_raster
+from engine.io.grid import make_info
 from engine.io.vector import polygonise_masks
 
 pytest.importorskip("osgeo.ogr")

@@ -10,8 +10,9 @@ import torch
 
 from engine.api import run
 from engine.config.base import from_dict
+from engine.data.config import SynthConfig
 from engine.data.labels import gap_masks
-from engine.data.synthetic import SynthConfig, make_scene, write_scene
+from engine.data.synthetic import make_scene, write_scene
 from engine.models import load_model, nesting_violation_rate, read_description
 
 ROOT = Path(__file__).resolve().parents[2]

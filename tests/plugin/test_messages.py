@@ -37,7 +37,7 @@ def failure(alg, params) -> str:
 
 def test_engine_hints_in_qgis_terms():
     from chm_plugin.messages import to_qgis
-    from engine.io.raster import REPROJECT_HINT
+    from engine.io.checks import REPROJECT_HINT
 
     names = {
         "resample": "'Resample to the model's pixel size' (RESAMPLE)",

@@ -2,7 +2,8 @@
 
 Modules (array-level first, files last):
 
-* :mod:`~engine.inference.tiling` - window plan (tiles, margins, blend weights, row bands).
+* :class:`engine.data.tiling.TilePlan` - window plan (tiles, margins, blend weights, row bands),
+  in the engine's one tiling module.
 * :mod:`~engine.inference.stitch` - rolling accumulator turning tile rows into row bands.
 * :mod:`~engine.inference.stream` - low-surface pass, prefetching reader thread, batched model.
 * :mod:`~engine.inference.device`, :mod:`~engine.inference.predictor` - device, precision, forward.

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from engine.config.base import Config, fraction, positive, thresholds_ok
 from engine.config.base import non_negative as _non_negative
+from engine.data.tiling import TilePlan, auto_margin, fit_tile
 from engine.errors import Cancelled, ConfigError, ModelFileError
 from engine.events import Reporter
 from engine.features.inputs import InputTransform, transform_for
@@ -37,7 +38,6 @@ from engine.inference.predictor import Predictor, TilePredictor, select_threshol
 from engine.inference.readers import ThreadReaders, WindowReader, check_dsm, open_dsm
 from engine.inference.staging import Staging
 from engine.inference.stream import predict_chunks
-from engine.inference.tiling import TilePlan, auto_margin
 from engine.io.raster import RasterInfo
 
 Loaded = tuple[Any, Any, list[float], list[int] | None]
@@ -287,11 +287,11 @@ def plan_for(config: InferConfig, grid: RasterInfo, depth: int) -> TilePlan:
     """The tile plan ``engine infer`` uses for a raster grid and a model of this ``depth``.
 
     Tile size rounded down to a multiple of ``2**depth`` (and no larger than the raster needs),
-    margin (default :func:`~engine.inference.tiling.auto_margin`) and blending ramp from
+    margin (default :func:`~engine.data.tiling.auto_margin`) and blending ramp from
     ``config``. Public so benchmarks and tests time or compare exactly the run's tiles.
     """
     multiple = 2**depth
-    tile = max(multiple, config.tile_size // multiple * multiple)
+    tile = fit_tile(config.tile_size, multiple)
     margin = auto_margin(depth, tile) if config.margin is None else config.margin
     ramp = 0 if config.blend == "crop" else (margin if config.overlap is None else config.overlap)
     lead = margin + ramp

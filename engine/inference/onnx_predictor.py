@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine import __version__
+from engine.data.tiling import fit_tile
 from engine.errors import ConfigError, EngineError, MissingDependencyError
 from engine.inference.device import DeviceChoice
 from engine.inference.predictor import TimedPredictor
@@ -132,9 +133,7 @@ def _writable_dir(folder: Path) -> bool:
 
 
 def _export_tile(model: Any, description: Any) -> int:
-    multiple = 2 ** int(getattr(model, "depth", 0))
-    tile = int(description.tile_size or 256)
-    return max(multiple, tile // multiple * multiple)
+    return fit_tile(int(description.tile_size or 256), 2 ** int(getattr(model, "depth", 0)))
 
 
 def export_checked(model: Any, description: Any, path: Path, opset: int = OPSET) -> float:

@@ -30,10 +30,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.events import Reporter
-from engine.inference.distributed import DistContext
+from engine.inference.distributed import DistContext, split_bands
 from engine.inference.postprocess import postprocess_bands
 from engine.inference.staging import Staging
-from engine.inference.tiling import split_bands
 from engine.io.raster import RasterInfo, RasterReader, RasterWriter, make_info
 
 MASK_NODATA = 255

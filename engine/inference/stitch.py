@@ -1,7 +1,7 @@
 """Blend tile predictions into output cells, one column chunk of a tile row at a time.
 
 :class:`ChunkStitcher` accumulates the weighted logits of the tiles of one column chunk
-``[j0, j1)`` of tile row ``k`` (see :class:`~engine.inference.tiling.TilePlan`) over raster rows
+``[j0, j1)`` of tile row ``k`` (see :class:`~engine.data.tiling.TilePlan`) over raster rows
 ``[k*stride - ramp, (k+1)*stride)`` and columns ``[j0*stride - ramp, j1*stride)``, then hands out
 the finished cell ``band(k) x cols(j0, j1)``. Float memory is per chunk, whatever the raster
 width, except with ramp blending, which needs two carries:
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.inference.tiling import TilePlan
+from engine.data.tiling import TilePlan
 
 Cell = tuple[int, int, int, int, NDArray[np.float32], NDArray[np.bool_]]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.data.tiling import TilePlan, reflect_index, whole_image_indices
 from engine.errors import ConfigError
-from engine.inference.tiling import TilePlan, reflect_index, split_bands, whole_image_indices
+from engine.inference.distributed import split_bands
 
 
 @pytest.mark.parametrize(("margin", "ramp"), [(8, 0), (8, 8), (0, 12), (16, 4)])

@@ -549,7 +549,7 @@ def run_infer(
         "runtime": runtime,
         "device": choice.device,
         "precision": choice.precision,
-        **dict(getattr(predictor, "info", {})),
+        **predictor.info,
         "threads": choice.threads,
         "rank": ctx.rank,
         "world_size": ctx.world,

@@ -14,8 +14,10 @@ width, except with ramp blending, which needs two carries:
 
 Contributions are summed per pixel in the same order as a full-width accumulator would (tile
 row ``k - 1`` left to right, then tile row ``k`` left to right), so the result does not depend
-on the chunking, bit for bit. With centre-crop blending (``ramp = 0``) every pixel comes from
-one tile with weight 1: the cell is the tiles' cores, exactly.
+on the chunking, bit for bit (``tests/inference/test_seams.py``: chunked == unchunked ==
+a plain full-raster accumulator, with tiles that disagree where they overlap). With
+centre-crop blending (``ramp = 0``) every pixel comes from one tile with weight 1: the cell is
+a copy of the tiles' cores.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ width*):
 2. A prefetch thread (:class:`Prefetcher`) reads the next **column chunks** of tile rows
    (:meth:`~engine.data.tiling.TilePlan.chunks`: at most :data:`CHUNK_PX` input pixels
    each, margins included) with the transform's halo, turns them into model input at their true
-   offsets (every channel is exact in windows, so chunks agree with a whole-image pass) and cuts
+   offsets (each channel of a window read with the halo equals the whole-image channel bit for
+   bit: ``tests/features/test_filters.py``; tiles still see only ``margin`` pixels of context,
+   see :mod:`engine.data.tiling` for what that costs) and cuts
    the tiles (reflected outside the raster) while the model computes the current one.
 3. The main thread runs the model on batches of tiles of one chunk (batches never span chunks,
    and chunks are a multiple of the batch size, so the batches are those of whole tile rows and

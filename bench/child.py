@@ -70,7 +70,8 @@ def pure_forward(params: dict[str, Any], result: dict[str, Any], sample: int) ->
 
     from engine.config.base import from_dict
     from engine.features.inputs import transform_for
-    from engine.inference.command import InferConfig, plan_for
+    from engine.inference.command import plan_for
+    from engine.inference.config import InferConfig
     from engine.inference.device import choose_device
     from engine.inference.onnx_predictor import OnnxPredictor
     from engine.inference.predictor import Predictor, TilePredictor, select_thresholds

@@ -44,7 +44,8 @@ def infer_once(
     the engine's result and log, peak GPU memory and peak RSS growth."""
     from engine.config.base import from_dict
     from engine.events import CallbackReporter
-    from engine.inference.command import InferConfig, run_infer
+    from engine.inference.command import run_infer
+    from engine.inference.config import InferConfig
 
     model, _ = workloads.model_file(out.parent.parent)
     params = {"dsm": str(dsm), "model": str(model), "output": str(out), "device": device}
@@ -165,7 +166,7 @@ def run_all(work: Path, size: int, device: str, deadline: float, workers: int) -
 
 def _settings(device: str, over: dict[str, int]) -> tuple[int, int]:
     """``(batch size, reader threads)`` the engine resolves for a run with ``over``."""
-    from engine.inference.command import InferConfig, stream_settings
+    from engine.inference.config import InferConfig, stream_settings
 
     config = InferConfig(dsm=Path("x.tif"), model=Path("m"), output=Path("o.tif"), **over)
     return stream_settings(config, device)

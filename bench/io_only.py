@@ -18,12 +18,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.inference.device import DeviceChoice
-from engine.inference.predictor import TimedPredictor
+from engine.inference.predictor import TilePredictor
 
 RUNTIME = "none (I/O only)"
 
 
-class RulePredictor(TimedPredictor):
+class RulePredictor(TilePredictor):
     """A model runner without a model: logits ``t / scale - x`` for each threshold ``t``."""
 
     runtime = RUNTIME
@@ -32,9 +32,7 @@ class RulePredictor(TimedPredictor):
         self.offsets = (np.asarray(thresholds, dtype=np.float32) / np.float32(scale))[
             None, :, None, None
         ]
-        super().__init__()
-        self.choice = choice
-        self.info: dict[str, Any] = {"io_only": True}
+        super().__init__(choice, info={"io_only": True})
 
     def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]:
         """The rule on one batch (``choice`` is ignored: it runs on the CPU)."""

@@ -25,9 +25,9 @@ NAME = "onnx"
 
 def sample_tiles(ctx: Context, tile: int, count: int) -> np.ndarray:
     """Up to ``count`` real model-input tiles ``[N, C, tile, tile]`` of the seam DSM."""
+    from engine.data.tiling import TilePlan, auto_margin
     from engine.features.inputs import transform_for
     from engine.inference.stream import read_strip
-    from engine.inference.tiling import TilePlan, auto_margin
     from engine.io.raster import RasterReader
     from engine.models.modelfile import read_description
 

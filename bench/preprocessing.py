@@ -34,7 +34,7 @@ THRESHOLDS = [2.0, 5.0, 10.0, 15.0, 20.0]
 
 def mirrored(array: np.ndarray, size: int) -> np.ndarray:
     """``array`` mirror-tiled (continuously) to ``size x size``."""
-    from engine.inference.tiling import reflect_index
+    from engine.data.tiling import reflect_index
 
     idx_r = reflect_index(np.arange(size), array.shape[0])
     idx_c = reflect_index(np.arange(size), array.shape[1])

@@ -36,7 +36,8 @@ def compare(
     """Tiled versus whole-image logits for one scheme."""
     from engine.config.base import from_dict
     from engine.features.inputs import transform_for
-    from engine.inference.command import InferConfig, plan_for
+    from engine.inference.command import plan_for
+    from engine.inference.config import InferConfig
     from engine.inference.device import choose_device
     from engine.inference.predictor import Predictor, select_thresholds
     from engine.inference.stream import predict_bands, predict_whole

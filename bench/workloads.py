@@ -74,8 +74,8 @@ def dsm(work: Path, size: int, base: int, workers: int = 1) -> Path:
     (``workers`` threads compute the bands ahead of the writer; the file is the same)."""
     from affine import Affine
 
+    from engine.data.tiling import reflect_index
     from engine.inference.stream import Prefetcher
-    from engine.inference.tiling import reflect_index
     from engine.io.geotiff import RasterWriter
     from engine.io.grid import make_info
 

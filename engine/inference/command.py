@@ -6,256 +6,44 @@ nothing; legacy models compute a low surface in a first streaming pass), then st
 through the model (prefetch thread, batches; torch with
 ``inference_mode``, channels_last, bf16/fp16 autocast, or onnxruntime fp32 on the CPU, the CPU
 default: :mod:`engine.inference.onnx_predictor`) and write finished row bands as they come
-(:mod:`engine.inference.stream`, :mod:`engine.inference.pipeline`). Outputs keep the grid of
-the DSM; every output of the run appears only when the whole run succeeded.
+(:mod:`engine.inference.stream`; the outputs go through the path shared with ``engine
+classical``: :mod:`engine.inference.batch`, :func:`engine.inference.pipeline.write_outputs`).
+Outputs keep the grid of the DSM; every output of the run appears only when the whole run
+succeeded. Settings: :class:`~engine.inference.config.InferConfig`.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.config.base import Config, fraction, positive, thresholds_ok
-from engine.config.base import non_negative as _non_negative
+from engine.data.tiling import TilePlan, auto_margin, fit_tile
 from engine.errors import Cancelled, ConfigError, ModelFileError
 from engine.events import Reporter
 from engine.features.inputs import InputTransform, transform_for
 from engine.inference import stream
+from engine.inference.batch import batch_result, raster_result, run_batch
+from engine.inference.config import InferConfig, stream_settings
 from engine.inference.device import DeviceChoice, choose_device
 from engine.inference.distributed import DistContext, dist_context
 from engine.inference.naming import OutputNames, output_names
 from engine.inference.onnx_predictor import OnnxPredictor, require_onnxruntime, resolve_runtime
-from engine.inference.pipeline import ExtraSpec, Post, write_outputs
+from engine.inference.pipeline import ExtraSpec, Post, Windows, compute_reporter, write_outputs
 from engine.inference.predictor import Predictor, TilePredictor, select_thresholds
 from engine.inference.readers import ThreadReaders, WindowReader, check_dsm, open_dsm
 from engine.inference.staging import Staging
 from engine.inference.stream import predict_chunks
-from engine.inference.tiling import TilePlan, auto_margin
 from engine.io.grid import RasterInfo
 
 Loaded = tuple[Any, Any, list[float], list[int] | None]
 """``(model, description, thresholds fed to the model, output channels kept or None)``."""
-PredictorFactory = Callable[["InferConfig", Loaded, DeviceChoice, str, Reporter], TilePredictor]
+PredictorFactory = Callable[[InferConfig, Loaded, DeviceChoice, str, Reporter], TilePredictor]
 """Builds the run's model runner: ``(config, loaded, device choice, runtime, reporter)``."""
-
-
-GPU_BATCH = 8
-"""Tiles per forward pass on a GPU under ``batch_size: 0`` (auto); 1 on the CPU."""
-GPU_READERS = 4
-"""Most reader threads under ``reader_threads: 0`` (auto) with a GPU (half the cores at most)."""
-
-
-def stream_settings(config: InferConfig, device: str) -> tuple[int, int]:
-    """``(tiles per forward pass, reader threads)`` of a run on ``device``: the config's
-    values, or for 0 (auto) 1 and 1 on the CPU, :data:`GPU_BATCH` and up to
-    :data:`GPU_READERS` (half the CPU cores) on a GPU, where the CPU side feeds the model."""
-    gpu = device.startswith("cuda")
-    batch = config.batch_size or (GPU_BATCH if gpu else 1)
-    readers = config.reader_threads or (
-        min(GPU_READERS, max(1, (os.cpu_count() or 1) // 2)) if gpu else 1
-    )
-    return batch, readers
-
-
-@dataclass
-class InferConfig(Config):
-    """Settings of ``engine infer``."""
-
-    dsm: Path | list[Path] = field(
-        metadata={
-            "help": "DSM GeoTIFF (one band, projected CRS in metres), or a list of DSMs "
-            "(batch mode)."
-        }
-    )
-    model: Path = field(
-        metadata={"help": "Model file (.safetensors) written by 'canopygaps train'."}
-    )
-    output: Path = field(
-        metadata={
-            "help": "Gap mask GeoTIFF (uint8, one band per threshold, 255 = nodata); a folder "
-            "when several DSMs are given (<name>_gaps.tif each)."
-        }
-    )
-    band: int | None = field(
-        default=None,
-        metadata={
-            "help": "Band of the DSM holding the heights (default: the DSM must have one band).",
-            "check": positive,
-        },
-    )
-    probabilities: Path | None = field(
-        default=None,
-        metadata={
-            "help": "Optional gap probability GeoTIFF (one band per threshold); a folder in "
-            "batch mode."
-        },
-    )
-    heights: Path | None = field(
-        default=None,
-        metadata={
-            "help": "Optional predicted canopy height GeoTIFF (float32 metres, NaN = nodata), "
-            "for models that estimate height; a folder in batch mode."
-        },
-    )
-    probability_format: Literal["float32", "uint8"] = field(
-        default="float32",
-        metadata={
-            "help": "float32 probabilities 0..1 (NaN = nodata) or uint8 percent 0..100 "
-            "(255 = nodata)."
-        },
-    )
-    polygons: Path | None = field(
-        default=None,
-        metadata={
-            "help": "Optional GeoPackage of gap polygons (threshold_m, area_m2, perimeter_m); "
-            "a folder in batch mode."
-        },
-    )
-    thresholds: list[float] | None = field(
-        default=None,
-        metadata={
-            "help": "Height thresholds in metres; default: the model's. Any value for a model "
-            "that predicts at any threshold (film_unet, and models with a height or "
-            "residual_height head), else a subset of the model's (the default model: 2, 5, "
-            "10, 15, 20 m).",
-            "check": thresholds_ok,
-        },
-    )
-    tile_size: int = field(
-        default=512,
-        metadata={
-            "help": "Tile size in pixels (rounded down to a multiple of 2**depth; smaller "
-            "rasters use one tile).",
-            "check": positive,
-        },
-    )
-    blend: Literal["crop", "ramp"] = field(
-        default="crop",
-        metadata={
-            "help": "crop: keep each tile's centre (99.99 % of mask pixels as in one whole-image "
-            "pass for the default model); ramp: cosine-weighted blend over 'overlap' pixels as "
-            "well (smooth where tiles disagree)."
-        },
-    )
-    margin: int | None = field(
-        default=None,
-        metadata={
-            "help": "Context pixels dropped on each tile side; default 2**(depth+1) (where most "
-            "of a U-Net's receptive field weighs).",
-            "check": _non_negative,
-        },
-    )
-    overlap: int | None = field(
-        default=None,
-        metadata={
-            "help": "Width in pixels of the blending ramps (blend=ramp); default = margin.",
-            "check": _non_negative,
-        },
-    )
-    batch_size: int = field(
-        default=0,
-        metadata={
-            "help": f"Tiles per forward pass; 0 = auto: 1 on the CPU (best there), "
-            f"{GPU_BATCH} on a GPU (fewer, larger kernel launches).",
-            "check": _non_negative,
-        },
-    )
-    device: str = field(
-        default="auto",
-        metadata={
-            "help": "auto (CUDA if present), cpu, cuda or cuda:N.",
-            "choices": ("auto", "cpu", "cuda"),
-        },
-    )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
-        default="auto",
-        metadata={
-            "help": "Numeric precision; auto = bf16/fp16 on GPU, exact fp32 on CPUs "
-            "(bf16 on request: faster on CPUs with native bf16, masks differ by ~0.02 %)."
-        },
-    )
-    runtime: Literal["auto", "torch", "onnxruntime"] = field(
-        default="auto",
-        metadata={
-            "help": "Inference runtime; auto = onnxruntime on the CPU when installed and the "
-            "precision is auto/fp32 (1.3-1.45x torch fp32 end to end, same masks), torch on GPUs "
-            "and for bf16. onnxruntime "
-            "runs fp32 on the CPU; its ONNX export of the model is cached in "
-            "$CANOPYGAPS_CACHE (default ~/.cache/canopygaps)."
-        },
-    )
-    min_gap_area_m2: float = field(
-        default=0.0,
-        metadata={
-            "help": "Remove gaps (8-connected) smaller than this area in m2 (0 = keep all).",
-            "check": _non_negative,
-        },
-    )
-    fill_holes: bool = field(
-        default=False,
-        metadata={"help": "Fill canopy holes enclosed by a gap (done before min area)."},
-    )
-    max_hole_area_m2: float | None = field(
-        default=None,
-        metadata={
-            "help": "With fill_holes: only fill holes up to this area in m2 (default any size).",
-            "check": _non_negative,
-        },
-    )
-    resample: bool = field(
-        default=False,
-        metadata={
-            "help": "Resample DSMs whose pixel size differs from the model's (outputs then use "
-            "the model's pixel size); otherwise such DSMs are an error."
-        },
-    )
-    pixel_size_tolerance: float = field(
-        default=0.05,
-        metadata={
-            "help": "Accepted relative difference between DSM and model pixel size.",
-            "check": fraction,
-        },
-    )
-    num_threads: int = field(
-        default=0,
-        metadata={
-            "help": "CPU threads for torch and onnxruntime (0 = torch default).",
-            "check": _non_negative,
-        },
-    )
-    prefetch: int = field(
-        default=2,
-        metadata={
-            "help": "Column chunks of tile rows read ahead by the reader thread(s).",
-            "check": positive,
-        },
-    )
-    reader_threads: int = field(
-        default=0,
-        metadata={
-            "help": "Threads that read, normalise and cut tiles while the model computes; "
-            f"0 = auto: 1 on the CPU (its cores run the model), up to {GPU_READERS} with a GPU.",
-            "check": _non_negative,
-        },
-    )
-
-    def validate(self) -> None:
-        if isinstance(self.dsm, list) and not self.dsm:
-            raise ConfigError("Config key 'dsm' is an empty list.", "Give at least one DSM.")
-        if self.thresholds is not None and any(t <= 0 for t in self.thresholds):
-            raise ConfigError("Config key 'thresholds' must hold positive heights in metres.")
-
-    @property
-    def dsms(self) -> list[Path]:
-        """The DSMs as a list."""
-        return list(self.dsm) if isinstance(self.dsm, list) else [self.dsm]
 
 
 def _load(config: InferConfig) -> tuple[Any, Any]:
@@ -287,11 +75,11 @@ def plan_for(config: InferConfig, grid: RasterInfo, depth: int) -> TilePlan:
     """The tile plan ``engine infer`` uses for a raster grid and a model of this ``depth``.
 
     Tile size rounded down to a multiple of ``2**depth`` (and no larger than the raster needs),
-    margin (default :func:`~engine.inference.tiling.auto_margin`) and blending ramp from
+    margin (default :func:`~engine.data.tiling.auto_margin`) and blending ramp from
     ``config``. Public so benchmarks and tests time or compare exactly the run's tiles.
     """
     multiple = 2**depth
-    tile = max(multiple, config.tile_size // multiple * multiple)
+    tile = fit_tile(config.tile_size, multiple)
     margin = auto_margin(depth, tile) if config.margin is None else config.margin
     ramp = 0 if config.blend == "crop" else (margin if config.overlap is None else config.overlap)
     lead = margin + ramp
@@ -329,116 +117,154 @@ def _to_outputs(
     return mask, layers
 
 
-def _infer_one(
-    config: InferConfig,
-    names: OutputNames,
-    grid_info: tuple[RasterInfo, RasterInfo | None],
-    predictor: TilePredictor,
-    depth: int,
-    transform: InputTransform,
-    thresholds: list[float],
-    ctx: DistContext,
-    staging: Staging,
-    reporter: Reporter,
-) -> dict[str, Any]:
-    info, resampled = grid_info
-    grid = resampled or info
-    plan = plan_for(config, grid, depth)
-    batch, workers = stream_settings(config, predictor.choice.device)
-    timing = {"surface": 0.0, "predict": 0.0, "reader_wait": 0.0}
-    fwd0 = predictor.forward_seconds
+@dataclass
+class _ModelWindows:
+    """The model's ``produce(first, stop)`` for one DSM (see :mod:`engine.inference.pipeline`):
+    opens the DSM (one handle, or one per reader thread), prepares the input transform, predicts
+    the tile rows chunk by chunk and turns each finished cell into masks and float layers.
+    ``timing`` gets the seconds of the surface pass, of predicting and of waiting for the
+    reader(s)."""
 
-    def produce(first: int, stop: int) -> Any:
-        reader: WindowReader | ThreadReaders = (
-            open_dsm(names.dsm, resampled, config.band)
-            if workers == 1
-            else ThreadReaders(names.dsm, resampled, config.band)
-        )
+    config: InferConfig
+    names: OutputNames
+    grid_info: tuple[RasterInfo, RasterInfo | None]
+    plan: TilePlan
+    transform: InputTransform
+    predictor: TilePredictor
+    settings: tuple[int, int]
+    reporter: Reporter
+    timing: dict[str, float] = field(
+        default_factory=lambda: {"surface": 0.0, "predict": 0.0, "reader_wait": 0.0}
+    )
+
+    def _reader(self) -> WindowReader | ThreadReaders:
+        resampled, band = self.grid_info[1], self.config.band
+        if self.settings[1] == 1:
+            return open_dsm(self.names.dsm, resampled, band)
+        return ThreadReaders(self.names.dsm, resampled, band)
+
+    def __call__(self, first: int, stop: int) -> Windows:
+        batch, workers = self.settings
+        prob_format = self.config.probability_format if self.names.probabilities else None
+        with_height = self.names.heights is not None
+        reader = self._reader()
         try:
             t0 = time.perf_counter()
-            transform.prepare(reader.read_window, grid.height, grid.width, stream.CHUNK_PX)
-            timing["surface"] = time.perf_counter() - t0
+            self.transform.prepare(
+                reader.read_window, self.plan.height, self.plan.width, stream.CHUNK_PX
+            )
+            self.timing["surface"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            step = reporter.sub(0.0, 0.85 if ctx.rank == 0 else 1.0, "predict")
             for row, _, col, _, logits, valid in predict_chunks(
                 reader.read_window,
-                plan,
-                transform,
-                predictor,
+                self.plan,
+                self.transform,
+                self.predictor,
                 batch,
                 (first, stop),
-                progress=step.progress,
-                prefetch=config.prefetch,
+                progress=self.reporter.progress,
+                prefetch=self.config.prefetch,
                 workers=workers,
-                stats=timing,
+                stats=self.timing,
             ):
-                mask, layers = _to_outputs(
-                    logits,
-                    valid,
-                    config.probability_format if names.probabilities else None,
-                    names.heights is not None,
-                )
+                mask, layers = _to_outputs(logits, valid, prob_format, with_height)
                 del logits
                 yield row, col, mask, layers
-            timing["predict"] = time.perf_counter() - t0
+            self.timing["predict"] = time.perf_counter() - t0
         finally:
             reader.close()
 
-    extras = []
-    if names.probabilities is not None:
-        uint8 = config.probability_format == "uint8"
-        extras.append(
-            ExtraSpec(
-                staging.path(names.probabilities),
-                len(thresholds),
-                dtype="uint8" if uint8 else "float32",
-                nodata=255 if uint8 else float("nan"),
-                descriptions=[
-                    f"gap probability{' %' if uint8 else ''} <= {t:g} m" for t in thresholds
-                ],
+
+@dataclass
+class _ModelRun:
+    """What the DSMs of one ``engine infer`` run share; :meth:`write_one` does one DSM."""
+
+    config: InferConfig
+    desc: Any
+    predictor: TilePredictor
+    depth: int
+    thresholds: list[float]
+    ctx: DistContext
+    reporter: Reporter
+
+    def extras(self, names: OutputNames) -> list[ExtraSpec]:
+        """The float layers requested: probabilities, heights."""
+        extras = []
+        if names.probabilities is not None:
+            uint8 = self.config.probability_format == "uint8"
+            extras.append(
+                ExtraSpec(
+                    names.probabilities,
+                    len(self.thresholds),
+                    dtype="uint8" if uint8 else "float32",
+                    nodata=255 if uint8 else float("nan"),
+                    descriptions=[
+                        f"gap probability{' %' if uint8 else ''} <= {t:g} m"
+                        for t in self.thresholds
+                    ],
+                )
             )
+        if names.heights is not None:
+            extras.append(ExtraSpec(names.heights, 1, descriptions=["canopy height (m)"]))
+        return extras
+
+    def write_one(
+        self,
+        names: OutputNames,
+        grid_info: tuple[RasterInfo, RasterInfo | None],
+        staging: Staging,
+        reporter: Reporter,
+    ) -> dict[str, Any]:
+        """Write the outputs of one DSM (``grid_info``: its grid, the resampled one or None);
+        return its result."""
+        grid = grid_info[1] or grid_info[0]
+        transform = transform_for(self.desc, grid.pixel_size)
+        plan = plan_for(self.config, grid, self.depth)
+        settings = stream_settings(self.config, self.predictor.choice.device)
+        compute = compute_reporter(reporter, self.ctx, "predict")
+        windows = _ModelWindows(
+            self.config, names, grid_info, plan, transform, self.predictor, settings, compute
         )
-    if names.heights is not None:
-        extras.append(ExtraSpec(staging.path(names.heights), 1, descriptions=["canopy height (m)"]))
-    post = Post.from_config(config, grid.pixel_area)
-    bands = [plan.band(k) for k in range(plan.n_rows)]
-    stats = write_outputs(
-        grid,
-        thresholds,
-        bands,
-        produce,
-        staging.path(names.mask),
-        extras,
-        staging.path(names.polygons) if names.polygons else None,
-        post,
-        ctx,
-        staging,
-        names.work_dir,
-        reporter,
-    )
-    mpx = grid.width * grid.height / 1e6
-    fwd = predictor.forward_seconds - fwd0
+        fwd0 = self.predictor.forward_seconds
+        bands = [plan.band(k) for k in range(plan.n_rows)]
+        post = Post.from_config(self.config, grid.pixel_area)
+        extras = self.extras(names)
+        stats = write_outputs(
+            grid, self.thresholds, bands, windows, names, extras, post, self.ctx, staging, reporter
+        )
+        fwd = self.predictor.forward_seconds - fwd0
+        result = {
+            **raster_result(names, grid, probabilities=True),
+            "pixel_size": grid.pixel_size,
+            "resampled": grid_info[1] is not None,
+            **_figures(plan, settings, windows.timing, fwd),
+            **stats,
+        }
+        if self.ctx.rank == 0 and result["mpx_per_s"]:
+            self.reporter.log(
+                f"{names.dsm.name}: {result['mpx_per_s']} Mpx/s, forward share "
+                f"{result['forward_share']}"
+            )
+        return result
+
+
+def _figures(
+    plan: TilePlan, settings: tuple[int, int], timing: dict[str, float], fwd: float
+) -> dict[str, Any]:
+    """Tiling and speed figures of one DSM (``fwd``: seconds in the model's forward passes)."""
+    predict = timing["predict"]
+    mpx = plan.width * plan.height / 1e6
     return {
-        "dsm": str(names.dsm),
-        "output": str(names.mask),
-        "probabilities": str(names.probabilities) if names.probabilities else None,
-        "heights": str(names.heights) if names.heights else None,
-        "polygons": str(names.polygons) if names.polygons else None,
-        "width": grid.width,
-        "height": grid.height,
-        "pixel_size": grid.pixel_size,
-        "resampled": resampled is not None,
         "tiles": plan.n_tiles,
         "tile_size": plan.tile,
-        "batch_size": batch,
-        "reader_threads": workers,
+        "batch_size": settings[0],
+        "reader_threads": settings[1],
         "seconds_surface": round(timing["surface"], 3),
-        "seconds_predict": round(timing["predict"], 3),
+        "seconds_predict": round(predict, 3),
         "seconds_reader_wait": round(timing["reader_wait"], 3),
         "forward_seconds": round(fwd, 3),
-        "mpx_per_s": round(mpx / timing["predict"], 3) if timing["predict"] > 0 else None,
-        "forward_share": round(fwd / timing["predict"], 3) if timing["predict"] > 0 else None,
-        **stats,
+        "mpx_per_s": round(mpx / predict, 3) if predict > 0 else None,
+        "forward_share": round(fwd / predict, 3) if predict > 0 else None,
     }
 
 
@@ -476,6 +302,40 @@ def _predictor(
     return Predictor(model, fed, choice, channels, with_height=config.heights is not None)
 
 
+def _device(config: InferConfig, ctx: DistContext) -> str:
+    """The device to ask for: the config's, the CPU for onnxruntime under auto, and under
+    torchrun each rank's own GPU."""
+    device = config.device
+    if config.runtime == "onnxruntime" and device == "auto":
+        device = "cpu"  # onnxruntime runs on the CPU
+    if ctx.active and device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{ctx.local_rank % torch.cuda.device_count()}"
+    return device
+
+
+def _settings_line(
+    config: InferConfig,
+    predictor: TilePredictor,
+    plan0: TilePlan,
+    ctx: DistContext,
+    thresholds: list[float],
+) -> str:
+    """The log line that opens a run: runtime, device, tiling, batches, rank, thresholds."""
+    choice = predictor.choice
+    batch, readers = stream_settings(config, choice.device)
+    return (
+        f"infer: runtime={predictor.runtime}, device {choice.describe()}, precision "
+        f"{choice.precision}, threads {choice.threads}, "
+        f"tile {plan0.tile} px (margin {plan0.margin}, blend {config.blend}, "
+        f"overlap {plan0.ramp}), "
+        f"batch {batch}, reader threads {readers}, rank {ctx.rank}/{ctx.world}, "
+        f"thresholds {thresholds} m"
+    )
+
+
 def run_infer(
     config: InferConfig, reporter: Reporter, make_predictor: PredictorFactory | None = None
 ) -> dict[str, Any]:
@@ -499,75 +359,29 @@ def run_infer(
         for n in names
     ]
     ctx = dist_context()
-    device = config.device
-    if config.runtime == "onnxruntime" and device == "auto":
-        device = "cpu"  # onnxruntime runs on the CPU
-    if ctx.active and device in ("auto", "cuda"):
-        import torch
-
-        if torch.cuda.is_available():
-            device = f"cuda:{ctx.local_rank % torch.cuda.device_count()}"
-    choice = choose_device(device, config.precision, config.num_threads)
+    choice = choose_device(_device(config, ctx), config.precision, config.num_threads)
     runtime = resolve_runtime(config.runtime, config.precision, choice)
     depth = int(model.depth)
     plan0 = plan_for(config, grids[0][1] or grids[0][0], depth)
     build = make_predictor or _predictor
     predictor = build(config, (model, desc, fed, channels), choice, runtime, reporter)
-    choice, runtime = predictor.choice, predictor.runtime
-    batch, readers = stream_settings(config, choice.device)
-    reporter.log(
-        f"infer: runtime={runtime}, device {choice.describe()}, precision {choice.precision}, "
-        f"threads {choice.threads}, "
-        f"tile {plan0.tile} px (margin {plan0.margin}, blend {config.blend}, "
-        f"overlap {plan0.ramp}), "
-        f"batch {batch}, reader threads {readers}, rank {ctx.rank}/{ctx.world}, "
-        f"thresholds {thresholds} m"
-    )
-    staging = Staging()
-    results = []
-    try:
-        with staging.run(commit=ctx.rank == 0):
-            for i, (n, grid) in enumerate(zip(names, grids, strict=False)):
-                sub = reporter.sub(i / len(names), (i + 1) / len(names), "infer")
-                transform = transform_for(desc, (grid[1] or grid[0]).pixel_size)
-                results.append(
-                    _infer_one(
-                        config, n, grid, predictor, depth, transform, thresholds, ctx, staging, sub
-                    )
-                )
-                if ctx.rank == 0 and results[-1]["mpx_per_s"]:
-                    reporter.log(
-                        f"{n.dsm.name}: {results[-1]['mpx_per_s']} Mpx/s, forward share "
-                        f"{results[-1]['forward_share']}"
-                    )
-    finally:
-        ctx.close()
-    reporter.progress(1.0, "done")
-    out: dict[str, Any] = {
-        "outputs": [r["output"] for r in results],
+    reporter.log(_settings_line(config, predictor, plan0, ctx, thresholds))
+    run = _ModelRun(config, desc, predictor, depth, thresholds, ctx, reporter)
+
+    def write_one(i: int, n: OutputNames, staging: Staging, sub: Reporter) -> dict[str, Any]:
+        return run.write_one(n, grids[i], staging, sub)
+
+    results = run_batch(names, ctx, write_one, reporter, "infer")
+    choice = predictor.choice
+    head = {
         "thresholds": thresholds,
-        "runtime": runtime,
+        "runtime": predictor.runtime,
         "device": choice.device,
         "precision": choice.precision,
-        **dict(getattr(predictor, "info", {})),
+        **predictor.info,
         "threads": choice.threads,
         "rank": ctx.rank,
         "world_size": ctx.world,
-        "seconds": round(time.perf_counter() - t_start, 3),
-        "rasters": results,
     }
-    if len(results) == 1:
-        out.update(
-            {
-                k: results[0][k]
-                for k in (
-                    "output",
-                    "probabilities",
-                    "heights",
-                    "polygons",
-                    "mpx_per_s",
-                    "forward_share",
-                )
-            }
-        )
-    return out
+    single = ("output", "probabilities", "heights", "polygons", "mpx_per_s", "forward_share")
+    return batch_result(results, head, t_start, single)

@@ -1,12 +1,12 @@
 """Compute device and numeric precision for inference.
 
 ``device="auto"`` takes CUDA when present, else the CPU. ``precision="auto"`` takes bf16 on CUDA
-GPUs that support it (fp16 otherwise) and exact fp32 on CPUs, where ``runtime="auto"`` then
-runs onnxruntime (1.3-1.45x torch fp32 end to end on this project's AVX512-BF16 EPYC). bf16 on
-the CPU is available on request (``precision="bf16"``, torch): it was 1.5x faster than fp32 here
-(about 4x on Xeons with AMX), but on the shipped model its gap masks matched fp32 at a mask IoU of
-only 0.9988-0.9997 (0.02 % of pixels flipped near thresholds), below the 0.999 the project asks
-of a default.
+GPUs that support it (fp16 otherwise) and fp32 (the reference) on CPUs, where
+``runtime="auto"`` then runs onnxruntime (1.3-1.45x torch fp32 end to end on this project's
+AVX512-BF16 EPYC). bf16 on the CPU is available on request (``precision="bf16"``, torch): it
+was 1.5x faster than fp32 here (about 4x on Xeons with AMX), but on the shipped model its gap
+masks matched fp32 at a mask IoU of only 0.9988-0.9997 (0.02 % of pixels flipped near
+thresholds), below the 0.999 the project asks of a default.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def choose_device(device: str = "auto", precision: str = "auto", threads: int = 
         if device.startswith("cuda"):
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            precision = "fp32"  # exact by default on CPUs: see the module docstring
+            precision = "fp32"  # the reference precision on CPUs: see the module docstring
     if threads > 0:
         torch.set_num_threads(threads)
     return DeviceChoice(device=device, precision=precision, threads=torch.get_num_threads())

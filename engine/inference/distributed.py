@@ -73,3 +73,10 @@ def dist_context(timeout_s: float = 1800.0) -> DistContext:
         return DistContext()
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_s))
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, owned=True)
+
+
+def split_bands(n_bands: int, rank: int, world: int) -> tuple[int, int]:
+    """Contiguous share ``[first, stop)`` of ``n_bands`` row bands for ``rank`` of ``world``."""
+    base, extra = divmod(n_bands, world)
+    first = rank * base + min(rank, extra)
+    return first, first + base + (1 if rank < extra else 0)

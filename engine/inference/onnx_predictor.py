@@ -14,9 +14,10 @@ later runs skip the export:
   the model's, is exported again; a cache folder that cannot be written means a temporary
   export for this run only.
 
-Only files this module wrote into that cache are ever loaded. :class:`OnnxPredictor` has the
-interface of :class:`engine.inference.predictor.Predictor` (``__call__``, ``run``,
-``forward_seconds``, ``tiles``, ``choice``), so the streaming code does not care which runs.
+Only files this module wrote into that cache are ever loaded. :class:`OnnxPredictor` and the
+torch :class:`engine.inference.predictor.Predictor` share the base
+:class:`~engine.inference.predictor.TilePredictor` (timed ``__call__``, ``forward_seconds``,
+``tiles``, ``choice``), so the streaming code does not care which runs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine import __version__
+from engine.data.tiling import fit_tile
 from engine.errors import ConfigError, EngineError, MissingDependencyError
 from engine.inference.device import DeviceChoice
-from engine.inference.predictor import TimedPredictor
+from engine.inference.predictor import TilePredictor
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
 OPSET = 17
@@ -132,9 +134,7 @@ def _writable_dir(folder: Path) -> bool:
 
 
 def _export_tile(model: Any, description: Any) -> int:
-    multiple = 2 ** int(getattr(model, "depth", 0))
-    tile = int(description.tile_size or 256)
-    return max(multiple, tile // multiple * multiple)
+    return fit_tile(int(description.tile_size or 256), 2 ** int(getattr(model, "depth", 0)))
 
 
 def export_checked(model: Any, description: Any, path: Path, opset: int = OPSET) -> float:
@@ -176,8 +176,90 @@ def _matches(session: Any, description: Any) -> bool:
     return bool(meta.get(METADATA_KEY) == description.to_json())
 
 
-class OnnxPredictor(TimedPredictor):
-    """A gap model run by onnxruntime (CPU, fp32); same interface as ``Predictor``."""
+@dataclass
+class _Exporter:
+    """Finds or fills the cache entry of one model's ONNX graph and opens it; ``info`` records
+    what happened (``onnx_cache_hit``, ``onnx_export_seconds``, ``onnx_cache``: the file, None
+    for an export for this run only) and ``log(message, level)`` hears about it."""
+
+    model: Any
+    description: Any
+    opset: int
+    log: Any = None
+    info: dict[str, Any] = field(
+        default_factory=lambda: {"onnx_cache_hit": False, "onnx_export_seconds": None}
+    )
+
+    def say(self, message: str, level: str = "info") -> None:
+        """Pass ``message`` to ``log`` when there is one."""
+        if self.log is not None:
+            self.log(message, level)
+
+    def export(self, target: Path) -> None:
+        """Export the model to ``target`` (checked against torch), timed."""
+        t0 = time.perf_counter()
+        diff = export_checked(self.model, self.description, target, self.opset)
+        self.info["onnx_export_seconds"] = round(time.perf_counter() - t0, 3)
+        self.say(
+            f"onnxruntime: exported the model to ONNX in {self.info['onnx_export_seconds']} s "
+            f"(max |onnx - torch| {diff:.2g})"
+        )
+
+    def for_this_run(self, reason: str, threads: int) -> Any:
+        """A session of a temporary export, read before the temporary folder goes."""
+        self.say(f"onnxruntime: {reason}; exporting for this run only", "warning")
+        with tempfile.TemporaryDirectory(prefix="canopygaps-onnx-") as tmp:
+            self.export(Path(tmp) / "model.onnx")
+            session = _session(Path(tmp) / "model.onnx", threads)  # file read now
+        self.info["onnx_cache"] = None
+        return session
+
+    def cached(self, path: Path, threads: int) -> Any | None:
+        """The session of the cached graph at ``path`` when it is readable and this model's."""
+        if not path.is_file():
+            return None
+        try:
+            session = _session(path, threads)
+        except Exception as exc:  # corrupt or truncated file: export again
+            self.say(
+                f"onnxruntime: cached {path.name} is unreadable ({type(exc).__name__}); "
+                "exporting again",
+                "warning",
+            )
+            return None
+        if not _matches(session, self.description):
+            self.say(
+                f"onnxruntime: cached {path.name} is another model's; exporting again", "warning"
+            )
+            return None
+        self.info["onnx_cache_hit"] = True
+        self.say(f"onnxruntime: using the cached ONNX graph {path}")
+        return session
+
+    def session(self, model_path: str | os.PathLike[str], threads: int) -> Any:
+        """The cached graph, else a new export written atomically into the cache, else (cache
+        not writable) an export for this run only."""
+        from engine.io.files import atomic_path
+
+        folder = cache_dir()
+        if not _writable_dir(folder):
+            return self.for_this_run(f"cache folder {folder} is not writable", threads)
+        path = folder / cache_name(model_path, self.opset)
+        self.info["onnx_cache"] = str(path)
+        session = self.cached(path, threads)
+        if session is not None:
+            return session
+        try:
+            with atomic_path(path) as part:
+                self.export(part)
+        except OSError as exc:  # disk full, permissions changed, ...
+            return self.for_this_run(f"cannot write {path} ({exc})", threads)
+        self.say(f"onnxruntime: cached the ONNX graph as {path}")
+        return _session(path, threads)
+
+
+class OnnxPredictor(TilePredictor):
+    """A gap model run by onnxruntime (CPU, fp32); see :class:`TilePredictor`."""
 
     runtime = "onnxruntime"
 
@@ -190,7 +272,7 @@ class OnnxPredictor(TimedPredictor):
         info: dict[str, Any] | None = None,
         with_height: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(replace(choice, precision="fp32"), channels, with_height, info)
         self.session = session
         outputs = [o.name for o in session.get_outputs()]
         if with_height and "height" not in outputs:
@@ -199,9 +281,6 @@ class OnnxPredictor(TimedPredictor):
         self.inputs = [i.name for i in session.get_inputs()]
         self.conditioned = "thresholds" in self.inputs
         self.thresholds = np.asarray(list(thresholds), dtype=np.float32)
-        self.choice = replace(choice, precision="fp32")
-        self.channels = channels
-        self.info = dict(info or {})
 
     @classmethod
     def from_model(
@@ -218,63 +297,10 @@ class OnnxPredictor(TimedPredictor):
     ) -> OnnxPredictor:
         """Session for ``model`` (loaded from ``model_path``): the cached ONNX graph, exported
         first when missing, unreadable or from another model; ``log(message, level)``."""
-        from engine.io.files import atomic_path
-
         require_onnxruntime()
-
-        def say(message: str, level: str = "info") -> None:
-            if log is not None:
-                log(message, level)
-
-        folder = cache_dir()
-        info: dict[str, Any] = {"onnx_cache_hit": False, "onnx_export_seconds": None}
-
-        def export(target: Path) -> None:
-            t0 = time.perf_counter()
-            diff = export_checked(model, description, target, opset)
-            info["onnx_export_seconds"] = round(time.perf_counter() - t0, 3)
-            say(
-                f"onnxruntime: exported the model to ONNX in {info['onnx_export_seconds']} s "
-                f"(max |onnx - torch| {diff:.2g})"
-            )
-
-        def for_this_run(reason: str) -> OnnxPredictor:
-            say(f"onnxruntime: {reason}; exporting for this run only", "warning")
-            with tempfile.TemporaryDirectory(prefix="canopygaps-onnx-") as tmp:
-                export(Path(tmp) / "model.onnx")
-                session = _session(Path(tmp) / "model.onnx", choice.threads)  # file read now
-            info["onnx_cache"] = None
-            return cls(session, thresholds, choice, channels, info, with_height)
-
-        if not _writable_dir(folder):
-            return for_this_run(f"cache folder {folder} is not writable")
-        path = folder / cache_name(model_path, opset)
-        info["onnx_cache"] = str(path)
-        if path.is_file():
-            try:
-                session = _session(path, choice.threads)
-            except Exception as exc:  # corrupt or truncated file: export again
-                say(
-                    f"onnxruntime: cached {path.name} is unreadable ({type(exc).__name__}); "
-                    "exporting again",
-                    "warning",
-                )
-            else:
-                if _matches(session, description):
-                    info["onnx_cache_hit"] = True
-                    say(f"onnxruntime: using the cached ONNX graph {path}")
-                    return cls(session, thresholds, choice, channels, info, with_height)
-                say(
-                    f"onnxruntime: cached {path.name} is another model's; exporting again",
-                    "warning",
-                )
-        try:
-            with atomic_path(path) as part:
-                export(part)
-        except OSError as exc:  # disk full, permissions changed, ...
-            return for_this_run(f"cannot write {path} ({exc})")
-        say(f"onnxruntime: cached the ONNX graph as {path}")
-        return cls(_session(path, choice.threads), thresholds, choice, channels, info, with_height)
+        exporter = _Exporter(model, description, opset, log)
+        session = exporter.session(model_path, choice.threads)
+        return cls(session, thresholds, choice, channels, exporter.info, with_height)
 
     def run(
         self, batch: NDArray[np.float32], choice: DeviceChoice | None = None

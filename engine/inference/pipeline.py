@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.events import Reporter
-from engine.inference.distributed import DistContext
+from engine.inference.distributed import DistContext, split_bands
+from engine.inference.naming import OutputNames
 from engine.inference.postprocess import postprocess_bands
 from engine.inference.staging import Staging
-from engine.inference.tiling import split_bands
 from engine.io.geotiff import RasterWriter
 from engine.io.grid import RasterInfo, make_info
 from engine.io.raster import RasterReader
@@ -44,6 +44,9 @@ POST_BAND_PX = 2**21
 """Pixels per band of the post-processing pass and of copying float part files (rows adapt to
 the raster width): 2 Mpx = 2 MB per uint8 mask band plus its int32 component labels."""
 COPY_COLS = 4096  # columns per window when float part files are assembled
+COMPUTE_END = 0.85
+"""Share of a DSM's progress on rank 0 for computing the windows; the rest is post-processing
+(up to 0.95) and polygons."""
 
 
 def mask_descriptions(thresholds: list[float]) -> list[str]:
@@ -53,7 +56,8 @@ def mask_descriptions(thresholds: list[float]) -> list[str]:
 
 @dataclass
 class ExtraSpec:
-    """An optional float layer written next to the masks."""
+    """An optional float layer written next to the masks; ``path`` is its destination (staged
+    by :func:`write_outputs`)."""
 
     path: Path
     count: int
@@ -130,66 +134,49 @@ class BandSource:
             reader.close()
 
 
+def compute_reporter(reporter: Reporter, ctx: DistContext, stage: str) -> Reporter:
+    """The progress slice of a method's windows: up to :data:`COMPUTE_END` on rank 0 (the
+    rest is post-processing and polygons), all of it on the other ranks."""
+    return reporter.sub(0.0, COMPUTE_END if ctx.rank == 0 else 1.0, stage)
+
+
 def write_outputs(
     info: RasterInfo,
     thresholds: list[float],
     band_rows: list[tuple[int, int]],
     produce: Callable[[int, int], Windows],
-    mask_path: Path,
+    names: OutputNames,
     extras: list[ExtraSpec],
-    polygons: Path | None,
     post: Post,
     ctx: DistContext,
     staging: Staging,
-    work_dir: Path,
     reporter: Reporter,
 ) -> dict[str, Any]:
-    """Compute this rank's share of bands and (rank 0) produce the final outputs.
+    """Compute this rank's share of bands and (rank 0) produce the final outputs of one DSM.
 
-    ``mask_path``, each ``extras[i].path`` and ``polygons`` are staged paths (see :class:`Staging`);
-    ``work_dir`` is a scratch folder path shared by all ranks. Returns figures for the result.
+    The outputs (each ``extras[i].path``, ``names.mask``, ``names.polygons``) are written under
+    staged names (see :class:`Staging`); ``names.work_dir`` is a scratch folder shared by all
+    ranks. Returns figures for the result.
     """
-    n_bands, n_t = len(band_rows), len(thresholds)
-    first, stop = split_bands(n_bands, ctx.rank, ctx.world)
+    extras = [replace(spec, path=staging.path(spec.path)) for spec in extras]
+    mask_path = staging.path(names.mask)
+    polygons = staging.path(names.polygons) if names.polygons else None
     needs_parts = ctx.active or post.active
     if needs_parts:
-        staging.work_dir(work_dir)
-    row0 = band_rows[first][0] if stop > first else 0
-    row1 = band_rows[stop - 1][1] if stop > first else 0
-    mask_target = work_dir / f"part{ctx.rank}_mask.tif" if needs_parts else mask_path
-    extra_targets = [
+        staging.work_dir(names.work_dir)
+    work_dir = names.work_dir
+    targets = [
         work_dir / f"part{ctx.rank}_extra{i}.tif" if ctx.active else spec.path
         for i, spec in enumerate(extras)
     ]
-    stats: dict[str, Any] = {"bands_written": 0, "max_band_rows": 0}
-    if stop > first:
-        grid = sub_grid(info, row0, row1, mask_target)
-        with ExitStack() as stack:
-            mw = stack.enter_context(
-                RasterWriter(
-                    mask_target,
-                    grid,
-                    count=n_t,
-                    dtype="uint8",
-                    nodata=MASK_NODATA,
-                    band_descriptions=mask_descriptions(thresholds),
-                )
-            )
-            writers = [
-                stack.enter_context(_writer(target, grid, spec))
-                for target, spec in zip(extra_targets, extras, strict=True)
-            ]
-            for row, col, mask, values in produce(first, stop):
-                mw.write_window(mask, row - row0, col)
-                for writer, value in zip(writers, values, strict=True):
-                    writer.write_window(value, row - row0, col)
-                if col + mask.shape[-1] >= info.width:
-                    stats["bands_written"] += 1
-                stats["max_band_rows"] = max(stats["max_band_rows"], mask.shape[-2])
-                del mask, values
-                reporter.check_cancelled()
+    mask_target = work_dir / f"part{ctx.rank}_mask.tif" if needs_parts else mask_path
+    share = split_bands(len(band_rows), ctx.rank, ctx.world)
+    stats = _write_share(
+        info, thresholds, band_rows, share, produce, mask_target, targets, extras, reporter
+    )
     ctx.barrier()
     if ctx.rank == 0:
+        assemble = reporter.sub(COMPUTE_END, 0.95, "post-process")
         _assemble(
             info,
             thresholds,
@@ -200,7 +187,7 @@ def write_outputs(
             post,
             work_dir,
             needs_parts,
-            reporter.sub(0.85, 0.95, "post-process"),
+            assemble,
         )
         if polygons is not None:
             from engine.io.vector import polygonise_masks
@@ -211,6 +198,54 @@ def write_outputs(
             )
     ctx.barrier()
     return stats
+
+
+def _write_share(
+    info: RasterInfo,
+    thresholds: list[float],
+    band_rows: list[tuple[int, int]],
+    share: tuple[int, int],
+    produce: Callable[[int, int], Windows],
+    mask_target: Path,
+    targets: list[Path],
+    extras: list[ExtraSpec],
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """Write the windows of bands ``share = (first, stop)`` into ``mask_target`` and the float
+    layers' ``targets`` (files covering the share's rows)."""
+    first, stop = share
+    stats: dict[str, Any] = {"bands_written": 0, "max_band_rows": 0}
+    if stop <= first:
+        return stats
+    row0, row1 = band_rows[first][0], band_rows[stop - 1][1]
+    grid = sub_grid(info, row0, row1, mask_target)
+    with ExitStack() as stack:
+        mw = stack.enter_context(_mask_writer(mask_target, grid, thresholds))
+        writers = [
+            stack.enter_context(_writer(target, grid, spec))
+            for target, spec in zip(targets, extras, strict=True)
+        ]
+        for row, col, mask, values in produce(first, stop):
+            mw.write_window(mask, row - row0, col)
+            for writer, value in zip(writers, values, strict=True):
+                writer.write_window(value, row - row0, col)
+            if col + mask.shape[-1] >= info.width:
+                stats["bands_written"] += 1
+            stats["max_band_rows"] = max(stats["max_band_rows"], mask.shape[-2])
+            del mask, values
+            reporter.check_cancelled()
+    return stats
+
+
+def _mask_writer(path: Path, grid: RasterInfo, thresholds: list[float]) -> RasterWriter:
+    return RasterWriter(
+        path,
+        grid,
+        count=len(thresholds),
+        dtype="uint8",
+        nodata=MASK_NODATA,
+        band_descriptions=mask_descriptions(thresholds),
+    )
 
 
 def _writer(path: Path, grid: RasterInfo, spec: ExtraSpec) -> RasterWriter:
@@ -261,14 +296,7 @@ def _assemble(
     if needs_parts:
         src = BandSource(_parts(band_rows, ctx.world, work_dir, "mask"), n_t, MASK_NODATA, "uint8")
         try:
-            with RasterWriter(
-                mask_path,
-                info,
-                count=n_t,
-                dtype="uint8",
-                nodata=MASK_NODATA,
-                band_descriptions=mask_descriptions(thresholds),
-            ) as writer:
+            with _mask_writer(mask_path, info, thresholds) as writer:
                 pbands = post_bands(band_rows, info.width)
                 bands = postprocess_bands(
                     src.read,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,27 +43,30 @@ def select_thresholds(
     return req, model_t, index
 
 
-class TilePredictor(Protocol):
-    """What the streaming code and ``engine infer`` need of a model runner (torch
-    :class:`Predictor` or :class:`~engine.inference.onnx_predictor.OnnxPredictor`)."""
+class TilePredictor:
+    """Base of the model runners (torch :class:`Predictor`,
+    :class:`~engine.inference.onnx_predictor.OnnxPredictor`, the benchmarks' rule): what the
+    streaming code and ``engine infer`` use of them.
+
+    ``__call__`` runs :meth:`run` with the run's device and precision (``choice``), adds up the
+    forward time and counts the tiles; a subclass names its ``runtime`` and implements
+    :meth:`run`. ``channels`` are the model's output channels kept (None = all), ``with_height``
+    appends the height channel, ``info`` holds figures for the run's result.
+    """
 
     runtime: str
-    choice: DeviceChoice
-    forward_seconds: float
-    tiles: int
 
-    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]: ...
-
-    def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]: ...
-
-
-class TimedPredictor:
-    """Shared by the runtimes: ``__call__`` runs :meth:`run` with the chosen precision and
-    accumulates forward time and tile counts."""
-
-    choice: DeviceChoice
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        choice: DeviceChoice,
+        channels: list[int] | None = None,
+        with_height: bool = False,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.choice = choice
+        self.channels = channels
+        self.with_height = with_height
+        self.info = dict(info or {})
         self.forward_seconds = 0.0
         self.tiles = 0
 
@@ -77,10 +80,11 @@ class TimedPredictor:
         return out
 
     def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]:
+        """One forward pass of ``batch`` with the precision of ``choice``."""
         raise NotImplementedError
 
 
-class Predictor(TimedPredictor):
+class Predictor(TilePredictor):
     """Wrap a model for batched inference (torch)."""
 
     runtime = "torch"
@@ -95,9 +99,7 @@ class Predictor(TimedPredictor):
     ) -> None:
         import torch
 
-        super().__init__()
-        self.with_height = with_height
-        self.choice = choice
+        super().__init__(choice, channels, with_height)
         self.device = torch.device(choice.device)
         self.model = model.to(self.device).eval()
         self.channels_last = True
@@ -106,7 +108,6 @@ class Predictor(TimedPredictor):
         except Exception:  # pragma: no cover - models without 4-D weights
             self.channels_last = False
         self.thresholds = torch.tensor(list(thresholds), dtype=torch.float32, device=self.device)
-        self.channels = channels
 
     def run(self, batch: NDArray[np.float32], choice: DeviceChoice) -> NDArray[np.float32]:
         """One forward pass with the precision of ``choice``.

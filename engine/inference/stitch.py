@@ -1,7 +1,7 @@
 """Blend tile predictions into output cells, one column chunk of a tile row at a time.
 
 :class:`ChunkStitcher` accumulates the weighted logits of the tiles of one column chunk
-``[j0, j1)`` of tile row ``k`` (see :class:`~engine.inference.tiling.TilePlan`) over raster rows
+``[j0, j1)`` of tile row ``k`` (see :class:`~engine.data.tiling.TilePlan`) over raster rows
 ``[k*stride - ramp, (k+1)*stride)`` and columns ``[j0*stride - ramp, j1*stride)``, then hands out
 the finished cell ``band(k) x cols(j0, j1)``. Float memory is per chunk, whatever the raster
 width, except with ramp blending, which needs two carries:
@@ -14,8 +14,10 @@ width, except with ramp blending, which needs two carries:
 
 Contributions are summed per pixel in the same order as a full-width accumulator would (tile
 row ``k - 1`` left to right, then tile row ``k`` left to right), so the result does not depend
-on the chunking, bit for bit. With centre-crop blending (``ramp = 0``) every pixel comes from
-one tile with weight 1: the cell is the tiles' cores, exactly.
+on the chunking, bit for bit (``tests/inference/test_seams.py``: chunked == unchunked ==
+a plain full-raster accumulator, with tiles that disagree where they overlap). With
+centre-crop blending (``ramp = 0``) every pixel comes from one tile with weight 1: the cell is
+a copy of the tiles' cores.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.inference.tiling import TilePlan
+from engine.data.tiling import TilePlan
 
 Cell = tuple[int, int, int, int, NDArray[np.float32], NDArray[np.bool_]]
 

@@ -6,9 +6,11 @@ width*):
 1. The model's input transform (:mod:`engine.features.inputs`) prepares: nothing for feature
    channels, a first pass over the DSM for the legacy low surface.
 2. A prefetch thread (:class:`Prefetcher`) reads the next **column chunks** of tile rows
-   (:meth:`~engine.inference.tiling.TilePlan.chunks`: at most :data:`CHUNK_PX` input pixels
+   (:meth:`~engine.data.tiling.TilePlan.chunks`: at most :data:`CHUNK_PX` input pixels
    each, margins included) with the transform's halo, turns them into model input at their true
-   offsets (every channel is exact in windows, so chunks agree with a whole-image pass) and cuts
+   offsets (each channel of a window read with the halo equals the whole-image channel bit for
+   bit: ``tests/features/test_filters.py``; tiles still see only ``margin`` pixels of context,
+   see :mod:`engine.data.tiling` for what that costs) and cuts
    the tiles (reflected outside the raster) while the model computes the current one.
 3. The main thread runs the model on batches of tiles of one chunk (batches never span chunks,
    and chunks are a multiple of the batch size, so the batches are those of whole tile rows and
@@ -38,9 +40,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from engine.data.tiling import TilePlan, reflect_index, whole_image_indices
 from engine.features.inputs import InputTransform
 from engine.inference.stitch import Cell, ChunkStitcher
-from engine.inference.tiling import TilePlan, reflect_index, whole_image_indices
 
 ReadFn = Callable[[int, int, int, int], tuple[NDArray[np.float32], NDArray[np.bool_]]]
 Forward = Callable[[NDArray[np.float32]], NDArray[np.float32]]

@@ -18,7 +18,8 @@ import torch
 from bench.workloads import DEFAULT_MODEL, preprocess_params
 from engine import api
 from engine.events import CallbackReporter
-from engine.inference.command import InferConfig, run_infer
+from engine.inference.command import run_infer
+from engine.inference.config import InferConfig
 from engine.io.raster import read_array
 from engine.models.modelfile import load_model
 

@@ -113,7 +113,7 @@ def test_adaptive_command_writes_one_height_band_per_threshold(
 ) -> None:
     dsm = smooth_dsm(150, 140, 5)
     path = dsm_file("dsm.tif", dsm)
-    run(
+    res = run(
         "classical",
         {
             "dsm": str(path),
@@ -123,6 +123,12 @@ def test_adaptive_command_writes_one_height_band_per_threshold(
             "thresholds": THRESHOLDS,
         },
     )
+    assert (res["output"], res["heights"], res["polygons"]) == (
+        str(tmp_path / "c.tif"),
+        str(tmp_path / "h.tif"),
+        None,
+    )
+    assert res["rasters"][0]["dsm"] == str(path) and "probabilities" not in res["rasters"][0]
     ref = ClassicalMethod(THRESHOLDS).heights(dsm, np.isfinite(dsm), 1.0)
     with rasterio.open(tmp_path / "h.tif") as h, rasterio.open(tmp_path / "c.tif") as c:
         assert h.count == 3 and "gaps <= 5 m" in h.descriptions[1]

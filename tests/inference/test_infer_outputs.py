@@ -16,6 +16,8 @@ from engine.io.vector import read_polygons
 
 from .helpers import files_in, smooth_dsm
 
+PATH_KEYS = ("dsm", "output", "probabilities", "heights", "polygons", "width", "height")
+
 
 def test_georeference_round_trip(
     tmp_path: Path, unet_file: Path, dsm_file: Callable[..., Path]
@@ -68,7 +70,9 @@ def test_batch_mode_and_uint8_probabilities(
     tmp_path: Path, unet_file: Path, dsm_file: Callable[..., Path]
 ) -> None:
     a = dsm_file("a.tif", smooth_dsm(40, 50, 1))
-    b = dsm_file("b.tif", smooth_dsm(60, 30, 2))
+    b_dsm = smooth_dsm(60, 30, 2)
+    b_dsm[5:15, 10:20] = np.nan
+    b = dsm_file("b.tif", b_dsm)
     res = run(
         "infer",
         {
@@ -89,10 +93,49 @@ def test_batch_mode_and_uint8_probabilities(
         "b_probabilities.tif",
     ]
     assert len(res["rasters"]) == 2 and res["thresholds"] == [5.0, 10.0]
+    assert res["outputs"] == [str(tmp_path / "o" / f"{n}_gaps.tif") for n in "ab"]
+    assert "output" not in res  # the single-DSM keys only with one DSM
+    assert {k: v for k, v in res["rasters"][1].items() if k in PATH_KEYS} == {
+        "dsm": str(b),
+        "output": str(tmp_path / "o" / "b_gaps.tif"),
+        "probabilities": str(tmp_path / "o" / "b_probabilities.tif"),
+        "heights": None,
+        "polygons": None,
+        "width": 30,
+        "height": 60,
+    }
     with rasterio.open(tmp_path / "o" / "b_probabilities.tif") as ds:
-        assert ds.dtypes[0] == "uint8" and ds.count == 2 and ds.read().max() <= 100
+        assert ds.dtypes[0] == "uint8" and ds.count == 2 and ds.nodata == 255
+        assert ds.descriptions == ("gap probability % <= 5 m", "gap probability % <= 10 m")
+        pct = ds.read()
+        assert (pct[:, 5:15, 10:20] == 255).all()
+        assert pct[:, ~np.isnan(b_dsm)].max() <= 100
     with rasterio.open(tmp_path / "o" / "b_gaps.tif") as ds:
         assert ds.descriptions == ("gap <= 5 m", "gap <= 10 m") and ds.shape == (60, 30)
+
+
+@pytest.mark.parametrize("command", ["infer", "classical"])
+def test_progress_rises_through_the_stages_of_each_dsm(
+    tmp_path: Path, unet_file: Path, dsm_file: Callable[..., Path], command: str
+) -> None:
+    """Both commands: per DSM compute, post-process and polygons in turn; progress never goes
+    back and ends at 1.0."""
+    dsms = [str(dsm_file(f"{n}.tif", smooth_dsm(70, 60, i))) for i, n in enumerate("ab")]
+    params = {"dsm": dsms, "output": str(tmp_path / "o"), "polygons": str(tmp_path / "o")}
+    params |= {"min_gap_area_m2": 4.0, "band_rows": 16} if command == "classical" else {}
+    if command == "infer":
+        params |= {"model": str(unet_file), "min_gap_area_m2": 4.0, "tile_size": 64}
+    events: list[dict] = []
+    run(command, params, CallbackReporter(events.append))
+    progress = [(e["value"], e["stage"]) for e in events if e["event"] == "progress"]
+    values = [v for v, _ in progress]
+    assert values == sorted(values) and progress[-1] == (1.0, "done")
+    compute = "predict" if command == "infer" else "classical"
+    first = [(v, s) for v, s in progress if v <= 0.5]  # the first DSM's half
+    stages = [s for _, s in first]
+    assert stages.index("post-process") > stages.index(compute)
+    assert stages.index("polygons") > stages.index("post-process")
+    assert max(v for v, s in first if s == compute) <= 0.5 * 0.85 + 1e-9
 
 
 def test_threshold_not_in_model_is_config_error(

@@ -16,6 +16,7 @@ import torch
 from engine.api import run
 from engine.data.config import NormalisationConfig
 from engine.data.normalise import low_surface_from_array, normalise_window
+from engine.data.tiling import TilePlan, auto_margin
 from engine.errors import ConfigError, MissingDependencyError
 from engine.events import CallbackReporter
 from engine.features.inputs import LowSurfaceTransform
@@ -24,7 +25,6 @@ from engine.inference.device import choose_device
 from engine.inference.onnx_predictor import OnnxPredictor, cache_name
 from engine.inference.predictor import Predictor
 from engine.inference.stream import predict_bands, predict_whole
-from engine.inference.tiling import TilePlan, auto_margin
 from engine.models import build_model
 from engine.models.modelfile import load_model
 

@@ -19,7 +19,7 @@ import pytest
 from engine.api import run
 from engine.config.base import from_dict
 from engine.errors import ConfigError
-from engine.inference.command import GPU_BATCH, InferConfig, stream_settings
+from engine.inference.config import GPU_BATCH, InferConfig, stream_settings
 from engine.inference.readers import ThreadReaders
 from engine.inference.stream import Prefetcher
 from engine.io.raster import read_array

@@ -21,11 +21,11 @@ import rasterio
 from engine.api import run
 from engine.data.config import NormalisationConfig
 from engine.data.normalise import low_surface_from_array
+from engine.data.tiling import TilePlan, auto_margin
 from engine.features.inputs import LowSurfaceTransform
 from engine.inference.device import choose_device
 from engine.inference.predictor import Predictor
 from engine.inference.stream import predict_bands, predict_whole, read_strip
-from engine.inference.tiling import TilePlan, auto_margin
 from engine.models.base import GapModel
 
 from .helpers import NORM, THRESHOLDS, save, smooth_dsm, tiny_unet, window_min

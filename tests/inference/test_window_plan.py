@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from engine.data.tiling import TilePlan, fit_tile, reflect_index, whole_image_indices
 from engine.errors import ConfigError
-from engine.inference.tiling import TilePlan, reflect_index, split_bands, whole_image_indices
+from engine.inference.distributed import split_bands
 
 
 @pytest.mark.parametrize(("margin", "ramp"), [(8, 0), (8, 8), (0, 12), (16, 4)])
@@ -48,3 +51,19 @@ def test_bad_plans_are_config_errors() -> None:
         TilePlan(100, 100, tile=60, margin=8, multiple=8)
     with pytest.raises(ConfigError, match="no core"):
         TilePlan(100, 100, tile=32, margin=16, multiple=8)
+
+
+def test_infer_plan_rounds_the_tile_size_down_to_the_model_multiple() -> None:
+    from affine import Affine
+
+    from engine.inference.command import plan_for
+    from engine.inference.config import InferConfig
+    from engine.io.grid import make_info
+
+    grid = make_info(1000, 800, Affine(1.0, 0, 0, 0, -1.0, 0), "EPSG:32632")
+    config = InferConfig(dsm=Path("d.tif"), model=Path("m.safetensors"), output=Path("o.tif"))
+    for size, depth, tile in [(100, 3, 96), (512, 4, 512), (520, 4, 512), (10, 4, 16)]:
+        config.tile_size = size
+        assert fit_tile(size, 2**depth) == tile
+        if tile >= 4 * 2**depth:  # leaves a core with the default margin
+            assert plan_for(config, grid, depth).tile == tile

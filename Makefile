@@ -16,7 +16,7 @@ export QT_QPA_PLATFORM ?= offscreen
 help:
 	@echo "make demo    - set up, then run the whole pipeline on an embedded scene"
 	@echo "make test    - set up, lint, then run the test suite"
-	@echo "make lint    - ruff + mypy on engine/"
+	@echo "make lint    - ruff + mypy on engine/ and chm_plugin/"
 	@echo "make bench   - benchmarks -> bench/results.json, bench/results.md"
 	@echo "make gpu-check - the CUDA path in one run -> bench/work/gpu_check.json (CPU plan without a GPU)"
 	@echo "make package - installable QGIS plugin zip in dist/"
@@ -46,7 +46,7 @@ setup: $(STAMP_PIP)
 lint: setup
 	$(VENV)/bin/ruff check engine chm_plugin tests bench scripts
 	$(VENV)/bin/ruff format --check engine chm_plugin tests bench scripts
-	$(VENV)/bin/mypy engine
+	$(VENV)/bin/mypy engine chm_plugin
 
 format: setup
 	$(VENV)/bin/ruff format engine chm_plugin tests bench scripts

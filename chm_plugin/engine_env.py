@@ -126,7 +126,7 @@ def default_python() -> str:
         for candidate in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
             if candidate.is_file():
                 return str(candidate)
-    for candidate in (qgis_python(), shutil.which("python3"), shutil.which("python")):
-        if candidate and missing_modules(candidate) == []:
-            return candidate
+    for found in (qgis_python(), shutil.which("python3"), shutil.which("python")):
+        if found and missing_modules(found) == []:
+            return found
     return ""

@@ -20,11 +20,12 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from qgis.core import QgsProcessingException
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from chm_plugin.engine_env import MARKER, clean_env, missing_modules, venv_python
 from chm_plugin.paths import PLUGIN_DIR
@@ -64,7 +65,8 @@ def bundled_engine() -> Path | None:
     return root if (root / "pyproject.toml").is_file() and (root / "engine").is_dir() else None
 
 
-def _reader(stream, out: queue.Queue) -> None:
+def _reader(stream: IO[str], out: queue.Queue[str | None]) -> None:
+    """Put each line of ``stream`` on ``out``, then None."""
     try:
         for line in iter(stream.readline, ""):
             out.put(line.rstrip("\r\n"))
@@ -74,7 +76,11 @@ def _reader(stream, out: queue.Queue) -> None:
         out.put(None)
 
 
-def run_streamed(argv: list[str], feedback, on_line=None) -> tuple[int, list[str]]:
+def run_streamed(
+    argv: list[str],
+    feedback: QgsProcessingFeedback,
+    on_line: Callable[[str], None] | None = None,
+) -> tuple[int, list[str]]:
     """Run ``argv`` (stdout and stderr merged), pushing each line to the feedback; returns
     (exit code, last lines). Cancel terminates it and raises QgsProcessingException."""
     feedback.pushCommandInfo(" ".join(argv))
@@ -89,7 +95,7 @@ def run_streamed(argv: list[str], feedback, on_line=None) -> tuple[int, list[str
         errors="replace",
         bufsize=1,
     )
-    lines: queue.Queue = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
     tail: list[str] = []
     done = False
@@ -109,11 +115,16 @@ def run_streamed(argv: list[str], feedback, on_line=None) -> tuple[int, list[str
             _stop(proc)
             raise QgsProcessingException("Cancelled by the user; nothing was installed.")
     rc = proc.wait()
-    proc.stdout.close()
+    _close_stdout(proc)
     return rc, tail
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _close_stdout(proc: subprocess.Popen[str]) -> None:
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
     deadline = time.monotonic() + 10
     while proc.poll() is None and time.monotonic() < deadline:
@@ -121,13 +132,13 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-    proc.stdout.close()
+    _close_stdout(proc)
 
 
 class PipProgress:
     """Maps pip's output lines onto a progress range (pip cannot say how much is left)."""
 
-    def __init__(self, feedback, start: float, end: float) -> None:
+    def __init__(self, feedback: QgsProcessingFeedback, start: float, end: float) -> None:
         self.feedback, self.start, self.end, self.seen = feedback, start, end, 0
 
     def __call__(self, line: str) -> None:
@@ -153,7 +164,7 @@ PIP_HINT = (
 )
 
 
-def _create(plan: InstallPlan, tmp: Path, feedback) -> Path:
+def _create(plan: InstallPlan, tmp: Path, feedback: QgsProcessingFeedback) -> Path:
     feedback.setProgressText("Creating the engine's Python")
     rc, tail = run_streamed(
         [plan.base_python, "-m", "venv", "--system-site-packages", str(tmp)], feedback
@@ -168,7 +179,14 @@ def _create(plan: InstallPlan, tmp: Path, feedback) -> Path:
     return venv_python(tmp)
 
 
-def _pip(python: Path, args: list[str], plan: InstallPlan, feedback, span, what: str) -> None:
+def _pip(
+    python: Path,
+    args: list[str],
+    plan: InstallPlan,
+    feedback: QgsProcessingFeedback,
+    span: tuple[float, float],
+    what: str,
+) -> None:
     feedback.setProgressText(what)
     progress = PipProgress(feedback, *span)
     rc, tail = run_streamed([str(python), *PIP, *args, *plan.pip_args], feedback, progress)
@@ -198,7 +216,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def install(plan: InstallPlan, feedback) -> Path:
+def install(plan: InstallPlan, feedback: QgsProcessingFeedback) -> Path:
     """Build the venv of ``plan``; returns its interpreter (under the final name)."""
     plan.venv.parent.mkdir(parents=True, exist_ok=True)
     tmp = plan.venv.with_name(f".{plan.venv.name}.part-{uuid.uuid4().hex[:8]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsApplication,
+    QgsProcessingAlgorithm,
     QgsProcessingModelAlgorithm,
     QgsProcessingModelChildAlgorithm,
     QgsProcessingModelChildParameterSource,
@@ -49,8 +50,10 @@ INPUTS = {
     "BASE_CHANNELS": ("train", "BASE_CHANNELS"),
     "DEPTH": ("train", "DEPTH"),
 }
+# a child parameter's source: a chain input's name, or (child id, that child's output)
+Source = str | tuple[str, str]
 # child id -> (algorithm, description, {parameter: source}, {model output: (child output, label)})
-CHILDREN = {
+CHILDREN: dict[str, tuple[str, str, dict[str, Source], dict[str, tuple[str, str]]]] = {
     "preprocess": (
         "canopygaps:preprocess",
         "Build training dataset",
@@ -86,7 +89,7 @@ CHILDREN = {
 }
 
 
-def _algorithm(alg_id: str):
+def _algorithm(alg_id: str) -> QgsProcessingAlgorithm:
     alg = QgsApplication.processingRegistry().algorithmById(alg_id)
     if alg is None:
         raise RuntimeError(f"{alg_id} is not registered: register the Canopy gaps provider.")

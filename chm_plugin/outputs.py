@@ -16,15 +16,20 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsDataSourceUri,
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingUtils,
     QgsRasterFileWriter,
     QgsVectorFileWriter,
 )
+
+if TYPE_CHECKING:
+    from chm_plugin.backends.base import EngineRequest
 
 ENGINE_RASTER = (".tif", ".tiff")
 ENGINE_VECTOR = ".gpkg"
@@ -143,7 +148,7 @@ def convert(target: OutputTarget) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _rekey_layer(context, old: str, new: str) -> None:
+def _rekey_layer(context: QgsProcessingContext | None, old: str, new: str) -> None:
     """Load ``new`` on completion where Processing planned to load ``old``."""
     if old == new or context is None or not context.willLoadLayerOnCompletion(old):
         return
@@ -160,7 +165,12 @@ def _replace(value: Any, old: str, new: str) -> Any:
     return new if value == old else value
 
 
-def finish_outputs(request, result: dict[str, Any], context, feedback) -> dict[str, Any]:
+def finish_outputs(
+    request: EngineRequest,
+    result: dict[str, Any],
+    context: QgsProcessingContext | None,
+    feedback: QgsProcessingFeedback | None,
+) -> dict[str, Any]:
     """Convert the outputs of ``request`` that need it; ``result`` then names the final
     layers (and they load on completion under those names)."""
     for target in request.targets.values():

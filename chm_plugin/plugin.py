@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from qgis.core import QgsApplication
+
+if TYPE_CHECKING:
+    from chm_plugin.provider import CanopyGapsProvider
 
 FIRST_RUN = (
     "The Canopy gaps engine has no Python to run in yet. Run 'Install engine' once "
@@ -21,9 +26,9 @@ def needs_install() -> bool:
 class CanopyGapsPlugin:
     """Registers the Canopy gaps Processing provider (GUI and qgis_process)."""
 
-    def __init__(self, iface=None) -> None:
+    def __init__(self, iface: Any = None) -> None:
         self.iface = iface
-        self.provider = None
+        self.provider: CanopyGapsProvider | None = None
 
     def initProcessing(self) -> None:
         """Called by QGIS (also headless, by qgis_process) to register the provider."""

@@ -10,37 +10,31 @@ engine's JSON-lines events::
     {"event": "result", "data": {...}}
     {"event": "error", "type": "InputError", "message": "...", "hint": "..."}
 
-stderr is kept (last lines) and shown when the run fails. Cancel terminates the child (SIGTERM:
-the engine stops at its next check and removes partial outputs), runs the backend's stop command
-(``docker stop``) and kills the child if it is still alive a few seconds later. Failures become a
-``QgsProcessingException`` holding the engine's message and hint.
+stderr is kept (last lines) and shown when the run fails. :mod:`chm_plugin.child` starts and
+watches the child; on Cancel it terminates the child (SIGTERM: the engine stops at its next check
+and removes partial outputs), runs the backend's stop command (``docker stop``) and kills the
+child if it is still alive a few seconds later; the runner then removes the temporaries a killed
+engine left. Failures become a ``QgsProcessingException`` holding the engine's message and hint.
 """
 
 from __future__ import annotations
 
-import collections
-import json
 import os
-import queue
-import shlex
 import shutil
-import subprocess
 import tempfile
-import threading
-import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingUtils
 
 from chm_plugin.backends import EngineRequest, ProcessBackend, get_backend
-from chm_plugin.backends.base import Backend
+from chm_plugin.backends.base import Backend, Invocation
+from chm_plugin.child import ChildWatch, format_argv, start_child
 from chm_plugin.engine_env import INSTALL_ACTION
 from chm_plugin.messages import to_qgis
 
-KILL_AFTER_S = 5.0
-POLL_S = 0.1
 CANCELLED_MESSAGE = "Cancelled by the user; partial outputs were removed."
 
 
@@ -94,12 +88,6 @@ def error_text(error: dict[str, Any], key_names: dict[str, str] | None = None) -
     return f"{message}\n{hint}" if hint else message
 
 
-def _format_argv(argv: list[str]) -> str:
-    if os.name == "nt":
-        return subprocess.list2cmdline(argv)
-    return " ".join(shlex.quote(a) for a in argv)
-
-
 PARTIALS = (".{stem}.part-*", ".{stem}.staged-*", "..{stem}.staged-*", ".{stem}.parts")
 """The engine's temporaries of an output (written, staged for the end of the run, scratch)."""
 
@@ -120,7 +108,7 @@ def _remove_partials(outputs: list[str]) -> None:
                 partial.unlink(missing_ok=True)
 
 
-def _translate(value: Any, translate) -> Any:
+def _translate(value: Any, translate: Callable[[str], str]) -> Any:
     if isinstance(value, dict):
         return {k: _translate(v, translate) for k, v in value.items()}
     if isinstance(value, list):
@@ -150,7 +138,9 @@ def run_engine(
     return _run_in_process(request, backend_obj, feedback)
 
 
-def _run_in_process(request: EngineRequest, backend, feedback) -> dict[str, Any]:
+def _run_in_process(
+    request: EngineRequest, backend: Backend, feedback: QgsProcessingFeedback
+) -> dict[str, Any]:
     sink = EventSink(feedback, request.key_names)
     feedback.pushCommandInfo(f"engine.api.run_request({request.to_json()})")
     try:
@@ -177,39 +167,9 @@ def _run_in_process(request: EngineRequest, backend, feedback) -> dict[str, Any]
     return dict(result or {})
 
 
-def _reader(stream, tag: str, out: queue.Queue) -> None:
-    try:
-        for line in iter(stream.readline, ""):
-            out.put((tag, line.rstrip("\r\n")))
-    except (OSError, ValueError):
-        pass
-    finally:
-        out.put((tag, None))
-
-
-def _start_stop_command(argv: list[str], feedback) -> threading.Thread:
-    """Run ``argv`` (e.g. ``docker stop``) in the background; returns its thread."""
-    feedback.pushCommandInfo(_format_argv(argv))
-
-    def stop() -> None:
-        try:
-            subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            feedback.pushWarning(f"The stop command failed: {exc}")
-
-    thread = threading.Thread(target=stop, daemon=True)
-    thread.start()
-    return thread
-
-
-def _run_process(request: EngineRequest, backend: ProcessBackend, feedback) -> dict[str, Any]:
+def _run_process(
+    request: EngineRequest, backend: ProcessBackend, feedback: QgsProcessingFeedback
+) -> dict[str, Any]:
     backend.check()
     base = QgsProcessingUtils.tempFolder()
     os.makedirs(base, exist_ok=True)
@@ -221,97 +181,20 @@ def _run_process(request: EngineRequest, backend: ProcessBackend, feedback) -> d
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _drive(request, backend: ProcessBackend, invocation, feedback, cwd: str) -> dict[str, Any]:
-    feedback.pushCommandInfo(_format_argv(invocation.argv))
-    kwargs: dict[str, Any] = {}
-    if os.name == "nt":
-        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-    else:
-        kwargs["start_new_session"] = True  # a Ctrl+C in a terminal reaches QGIS only
-    try:
-        proc = subprocess.Popen(
-            invocation.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=invocation.env,
-            cwd=cwd,  # never QGIS's working folder: 'python -m' would import from it
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            **kwargs,
-        )
-    except OSError as exc:
-        raise QgsProcessingException(
-            f"Could not start the engine ({invocation.argv[0]}): {exc.strerror or exc}. "
-            f"{backend.explain_failure(str(exc))}"
-        ) from exc
-
-    lines: queue.Queue = queue.Queue()
-    threads = [
-        threading.Thread(target=_reader, args=(proc.stdout, "out", lines), daemon=True),
-        threading.Thread(target=_reader, args=(proc.stderr, "err", lines), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
+def _drive(
+    request: EngineRequest,
+    backend: ProcessBackend,
+    invocation: Invocation,
+    feedback: QgsProcessingFeedback,
+    cwd: str,
+) -> dict[str, Any]:
+    """Run the child of ``invocation`` to its end: its result, or a QgsProcessingException."""
+    feedback.pushCommandInfo(format_argv(invocation.argv))
+    proc = start_child(invocation, backend, cwd)
     sink = EventSink(feedback, request.key_names)
-    stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
-    open_streams = 2
-    cancel_at: float | None = None
-    stopper: threading.Thread | None = None
-    exited_at: float | None = None
-    while True:
-        try:
-            tag, line = lines.get(timeout=POLL_S)
-        except queue.Empty:
-            tag, line = None, None
-        if tag is not None:
-            if line is None:
-                open_streams -= 1
-            elif tag == "err":
-                stderr_tail.append(line)
-            elif line.startswith("{"):
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    feedback.pushConsoleInfo(line)
-                else:
-                    if isinstance(event, dict) and "event" in event:
-                        if invocation.translate_event is not None:
-                            event = invocation.translate_event(event)
-                        sink(event)
-                    else:
-                        feedback.pushConsoleInfo(line)
-            elif line.strip():
-                feedback.pushConsoleInfo(line)
-        if feedback.isCanceled() and cancel_at is None and proc.poll() is None:
-            cancel_at = time.monotonic()
-            feedback.pushInfo("Cancelling the engine...")
-            proc.terminate()
-            if invocation.stop_argv:
-                stopper = _start_stop_command(invocation.stop_argv, feedback)
-        if (
-            cancel_at is not None
-            and proc.poll() is None
-            and time.monotonic() - cancel_at > KILL_AFTER_S
-        ):
-            proc.kill()
-        if proc.poll() is not None:
-            exited_at = exited_at or time.monotonic()
-            # Wait for both pipes to drain, unless a grandchild holds them open.
-            if open_streams <= 0 or time.monotonic() - exited_at > 2.0:
-                break
-    rc = proc.wait()
-    for thread in threads:
-        thread.join(timeout=1.0)
-    if stopper is not None:
-        stopper.join(timeout=KILL_AFTER_S + 5)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-
-    if cancel_at is not None or rc == 130:
+    child = ChildWatch(proc, invocation, sink, feedback)
+    rc = child.watch()
+    if child.cancel_at is not None or rc == 130:
         _remove_partials(request.outputs)
         raise QgsProcessingException(CANCELLED_MESSAGE)
     if rc == 0 and sink.result is not None:
@@ -319,6 +202,18 @@ def _drive(request, backend: ProcessBackend, invocation, feedback, cwd: str) -> 
         if invocation.translate_event is None and invocation.translate_back is not None:
             result = _translate(result, invocation.translate_back)
         return result
+    raise _failure(request, backend, sink, list(child.stderr_tail), rc, feedback)
+
+
+def _failure(
+    request: EngineRequest,
+    backend: ProcessBackend,
+    sink: EventSink,
+    stderr_tail: list[str],
+    rc: int,
+    feedback: QgsProcessingFeedback,
+) -> QgsProcessingException:
+    """The exception of a child that exited without a result: its engine error, else stderr."""
     stderr = "\n".join(stderr_tail)
     if stderr:
         feedback.pushConsoleInfo("Engine stderr (last lines):\n" + stderr)
@@ -326,10 +221,10 @@ def _drive(request, backend: ProcessBackend, invocation, feedback, cwd: str) -> 
         error = dict(sink.error)
         if error.get("type") in ("ModuleNotFoundError", "ImportError") and not error.get("hint"):
             error["hint"] = backend.explain_failure(str(error.get("message") or ""))
-        raise QgsProcessingException(error_text(error, request.key_names))
+        return QgsProcessingException(error_text(error, request.key_names))
     hint = backend.explain_failure(stderr)
-    last = backend.failure_line(list(stderr_tail))
-    raise QgsProcessingException(
+    last = backend.failure_line(stderr_tail)
+    return QgsProcessingException(
         f"The engine exited with code {rc} without a result"
         + (f": {last}" if last else ".")
         + (f"\n{hint}" if hint else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from qgis.core import QgsSettings
 
@@ -77,7 +78,8 @@ def unregister() -> None:
             ProcessingConfig.removeSetting(name)
 
 
-def _raw(name: str):
+def _raw(name: str) -> Any:
+    """The setting ``name`` from Processing's options, else from QgsSettings (None = unset)."""
     try:
         from processing.core.ProcessingConfig import ProcessingConfig
 
@@ -88,11 +90,11 @@ def _raw(name: str):
     return QgsSettings().value("Processing/Configuration/" + name, None)
 
 
-def _as_bool(value) -> bool:
+def _as_bool(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def backend_name(value=None) -> str:
+def backend_name(value: Any = None) -> str:
     """Normalise a backend given as id, label, index or None (None = the default setting)."""
     if value in (None, "", -1):
         value = os.environ.get("CANOPYGAPS_BACKEND") or _raw(BACKEND)

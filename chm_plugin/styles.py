@@ -42,9 +42,10 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
 
 
 def style_on_load(
-    context: QgsProcessingContext, layer_id: str, qml_name: str, name: str = ""
+    context: QgsProcessingContext, layer_id: str | None, qml_name: str, name: str = ""
 ) -> None:
-    """Style ``layer_id`` (an output path) when Processing loads it on completion."""
+    """Style ``layer_id`` (an output path; None or empty: none) when Processing loads it on
+    completion."""
     if layer_id and context.willLoadLayerOnCompletion(layer_id):
         details = context.layerToLoadOnCompletionDetails(layer_id)
         if name:

@@ -3,7 +3,7 @@
 #
 #   docker/run.sh [--gpu|--cpu] [--image IMAGE] [--dry-run] [--] COMMAND [ARGS...]
 #   docker/run.sh diagnostics
-#   docker/run.sh infer --model models/gaps.safetensors --input data/dsm.tif --output out/gaps.tif
+#   docker/run.sh infer --model models/gaps.safetensors --dsm data/dsm.tif --output out/gaps.tif
 #
 # The current folder is mounted at /work, the container's working folder: give paths relative
 # to it (no absolute host paths, no '..' above it). Files are written as your user, without

@@ -8,7 +8,8 @@ the run: parameters -> one engine request -> runner -> outputs.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -26,6 +27,9 @@ from chm_plugin.algorithms.options import apply_options, options_help
 from chm_plugin.algorithms.params import EngineParam, definition, engine_values
 from chm_plugin.backends import EngineRequest
 from chm_plugin.paths import help_url, icon_path
+
+if TYPE_CHECKING:
+    from chm_plugin.outputs import OutputTarget
 
 BACKENDS = ["default", "inprocess", "subprocess", "docker"]
 BACKEND_HELP = (
@@ -126,7 +130,9 @@ class EngineAlgorithm(CanopyGapsAlgorithm):
     OPTIONS = "OPTIONS"
     BACKEND_ADVANCED = True
 
-    def add_engine(self, spec: EngineParam, advanced: bool | None = None):
+    def add_engine(
+        self, spec: EngineParam, advanced: bool | None = None
+    ) -> QgsProcessingParameterDefinition:
         """Add the schema-driven parameter ``spec`` (default, bounds, help from the engine)."""
         from chm_plugin.schema import field_entry
 
@@ -157,11 +163,15 @@ class EngineAlgorithm(CanopyGapsAlgorithm):
         """Engine setting -> "'Label' (NAME)" of the parameter that sets it."""
         return dict(self._key_names)
 
-    def engine_params(self, parameters, context) -> dict[str, Any]:
+    def engine_params(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> dict[str, Any]:
         """The engine settings of every schema-driven parameter."""
         return engine_values(self, self._engine_specs, self.COMMAND, parameters, context)
 
-    def with_options(self, params: dict[str, Any], parameters, context) -> dict[str, Any]:
+    def with_options(
+        self, params: dict[str, Any], parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> dict[str, Any]:
         """``params`` with the OPTIONS text merged in."""
         return apply_options(params, self.parameterAsString(parameters, self.OPTIONS, context))
 
@@ -169,7 +179,13 @@ class EngineAlgorithm(CanopyGapsAlgorithm):
         name = self.parameterAsEnumString(parameters, self.BACKEND, context)
         return None if name in ("", "default") else name
 
-    def request(self, params, inputs=(), outputs=(), targets=None) -> EngineRequest:
+    def request(
+        self,
+        params: dict[str, Any],
+        inputs: Iterable[str] = (),
+        outputs: Iterable[str] = (),
+        targets: dict[str, OutputTarget] | None = None,
+    ) -> EngineRequest:
         """The request of this algorithm's command, with its parameter names for messages."""
         return EngineRequest(
             self.COMMAND,

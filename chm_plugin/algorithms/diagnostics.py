@@ -8,6 +8,7 @@ import sys
 from qgis.core import Qgis, QgsProcessingException, QgsProcessingOutputString
 
 from chm_plugin.algorithms.base import EngineAlgorithm
+from chm_plugin.backends import Backend
 from chm_plugin.engine_env import INSTALL_ACTION, REQUIRED
 
 OUTPUTS = [
@@ -42,7 +43,7 @@ def missing_packages(info: dict) -> list[str]:
     return [pip for pip in REQUIRED.values() if not info.get(pip)]
 
 
-def missing_hint(backend) -> str:
+def missing_hint(backend: Backend) -> str:
     """What to do about missing packages with ``backend``."""
     if backend.name == "docker":
         return "The Docker image is incomplete: rebuild it from the canopygaps sources."

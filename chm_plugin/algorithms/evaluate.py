@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 from qgis.core import (
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFile,
@@ -162,7 +165,13 @@ class EvaluateAlgorithm(EngineAlgorithm):
                     QgsProcessingOutputNumber(iou_output(t, prefix), f"{who}IoU at {t} m")
                 )
 
-    def site(self, parameters, context, feedback, kind: str) -> tuple[dict, list[str]]:
+    def site(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+        kind: str,
+    ) -> tuple[dict[str, Any], list[str]]:
         """The evaluation site (reference, gap mask, DSM) and its input paths."""
         bands = [band_of(self, parameters, n, context) for n in ("DSM_BAND", "REFERENCE_BAND")]
         ref_layer = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)

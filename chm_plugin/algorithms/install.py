@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 from qgis.core import (
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingOutputFolder,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
@@ -73,7 +76,13 @@ class InstallEngineAlgorithm(CanopyGapsAlgorithm):
         self.addOutput(QgsProcessingOutputString("ENGINE_PYTHON", self.tr("Engine's Python")))
         self.addOutput(QgsProcessingOutputFolder("VENV", self.tr("Environment folder")))
 
-    def base_python(self, parameters, context, feedback) -> str:
+    def base_python(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> str:
+        """The Python the environment is built from: the chosen one, else QGIS's own."""
         from chm_plugin.installer import python_version, qgis_version_tag
 
         chosen = self.parameterAsFile(parameters, self.PYTHON, context)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
@@ -21,7 +26,13 @@ MASK_FORMATS = (
 )
 
 
-def destination(alg, parameters, name, context, kind: str = "raster") -> OutputTarget | None:
+def destination(
+    alg: EngineAlgorithm,
+    parameters: dict[str, Any],
+    name: str,
+    context: QgsProcessingContext,
+    kind: str = "raster",
+) -> OutputTarget | None:
     """The output ``name`` as asked for (None when not requested)."""
     value = alg.parameterAsOutputLayer(parameters, name, context)
     if not value:
@@ -98,22 +109,31 @@ class GapMaskAlgorithm(EngineAlgorithm):
             key="polygons",
         )
 
-    def mask_params(self, parameters, context, feedback) -> tuple[dict, list[str], dict]:
+    def mask_params(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> tuple[dict[str, Any], list[str], dict[str, OutputTarget]]:
         """(params, inputs, output targets) shared by infer and classical."""
         dsm = raster_path(
             self.parameterAsRasterLayer(parameters, self.DSM, context), "DSM", context, feedback
         )
         params = self.engine_params(parameters, context)
         params["dsm"] = dsm
-        targets = {self.OUTPUT: destination(self, parameters, self.OUTPUT, context)}
-        params["output"] = targets[self.OUTPUT].engine_path
+        output = destination(self, parameters, self.OUTPUT, context)
+        if output is None:  # a required destination: Processing always names one
+            raise QgsProcessingException("Choose a file for 'Gap mask' (OUTPUT).")
+        targets = {self.OUTPUT: output}
+        params["output"] = output.engine_path
         polygons = destination(self, parameters, self.POLYGONS, context, "vector")
         if polygons is not None:
             params["polygons"] = polygons.engine_path
             targets[self.POLYGONS] = polygons
         return params, [dsm], targets
 
-    def mask_outputs(self, result, context) -> dict:
+    def mask_outputs(self, result: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The OUTPUT and POLYGONS outputs of ``result``, styled when they load."""
         out = {self.OUTPUT: result.get("output")}
         style_on_load(context, out[self.OUTPUT], GAP_MASK)
         if result.get("polygons"):
@@ -122,6 +142,6 @@ class GapMaskAlgorithm(EngineAlgorithm):
         return out
 
 
-def engine_outputs(targets: dict) -> list[str]:
+def engine_outputs(targets: dict[str, OutputTarget]) -> list[str]:
     """The files the engine writes for ``targets``."""
     return [t.engine_path for t in targets.values() if t is not None]

@@ -14,10 +14,13 @@ String.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
@@ -106,7 +109,13 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def read_value(alg, spec: EngineParam, entry: dict[str, Any], parameters, context) -> Any:
+def read_value(
+    alg: QgsProcessingAlgorithm,
+    spec: EngineParam,
+    entry: dict[str, Any],
+    parameters: dict[str, Any],
+    context: QgsProcessingContext,
+) -> Any:
     """The engine value of ``spec`` in ``parameters`` (None = empty)."""
     kind, name = entry["type"], spec.name
     if entry.get("choices"):
@@ -135,7 +144,13 @@ def set_key(params: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def engine_values(alg, specs, command: str, parameters, context) -> dict[str, Any]:
+def engine_values(
+    alg: QgsProcessingAlgorithm,
+    specs: Iterable[EngineParam],
+    command: str,
+    parameters: dict[str, Any],
+    context: QgsProcessingContext,
+) -> dict[str, Any]:
     """The nested engine params of every spec; empty values are sent only where the engine
     takes an empty value (else the engine's default applies)."""
     from chm_plugin.schema import field_entry

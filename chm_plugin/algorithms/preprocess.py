@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qgis.core import (
+    QgsMapLayer,
     QgsProcessing,
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
@@ -74,12 +78,13 @@ TILING = (
 )
 
 
-def site_name(layer, fallback: str) -> str:
+def site_name(layer: QgsMapLayer | None, fallback: str) -> str:
+    """The layer's name as a site name (letters, digits, '-' and '_'), else ``fallback``."""
     text = "".join(c if c.isalnum() or c in "-_" else "_" for c in (layer.name() if layer else ""))
     return text.strip("_") or fallback
 
 
-def add_reference(alg, help_text: str) -> None:
+def add_reference(alg: EngineAlgorithm, help_text: str) -> None:
     """REFERENCE, REFERENCE_KIND and the two band parameters (preprocess and evaluate)."""
     alg.add(
         QgsProcessingParameterRasterLayer(alg.REFERENCE, alg.tr("Reference heights")),
@@ -111,7 +116,10 @@ def add_reference(alg, help_text: str) -> None:
         )
 
 
-def band_of(alg, parameters, name, context) -> int | None:
+def band_of(
+    alg: EngineAlgorithm, parameters: dict[str, Any], name: str, context: QgsProcessingContext
+) -> int | None:
+    """The band number chosen in the band parameter ``name``, or None when it is empty."""
     value = parameters.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -194,7 +202,10 @@ class PreprocessAlgorithm(EngineAlgorithm):
                 QgsProcessingOutputNumber(f"{split}_TILES", self.tr(f"{split.title()} tiles"))
             )
 
-    def site_pairs(self, parameters, context) -> list:
+    def site_pairs(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> list[tuple[QgsMapLayer, QgsMapLayer]]:
+        """(DSM, reference) layers of the first site and of every 'More sites' pair."""
         pairs = [
             (
                 self.parameterAsRasterLayer(parameters, self.DSM, context),

@@ -13,7 +13,10 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qgis.core import QgsProcessingFeedback
 
 REQUEST_VERSION = 1
 
@@ -71,6 +74,7 @@ class EngineRequest:
         return {"version": REQUEST_VERSION, "command": self.command, "params": self.params}
 
     def to_json(self) -> str:
+        """The request as indented JSON (the subprocess backend's request file)."""
         return json.dumps(self.to_dict(), indent=1)
 
 
@@ -107,6 +111,15 @@ class Backend:
     def describe(self) -> dict[str, str]:
         """What this backend runs (interpreter, image...), for diagnostics and logs."""
         return {"backend": self.name}
+
+    def run(
+        self,
+        request: EngineRequest,
+        feedback: QgsProcessingFeedback,
+        on_event: Callable[[dict[str, Any]], None],
+    ) -> dict[str, Any]:
+        """Run ``request`` in this process (backends that do override it)."""
+        raise NotImplementedError
 
 
 class ProcessBackend(Backend):

@@ -239,6 +239,43 @@ def _check_mountable(host: str) -> None:
         )
 
 
+class _Mounts:
+    """The bind mounts of one run: one per (host folder, read-only), numbered per kind."""
+
+    def __init__(self) -> None:
+        self.mounts: list[Mount] = []
+        self._by_key: dict[tuple[str, bool], Mount] = {}
+
+    def add(self, host_dir: str, read_only: bool) -> Mount:
+        """The mount of ``host_dir`` (``/in/<n>`` read-only, else ``/out/<n>``), made once."""
+        key = (host_dir, read_only)
+        if key not in self._by_key:
+            _check_mountable(host_dir)
+            root = CONTAINER_INPUT_ROOT if read_only else CONTAINER_OUTPUT_ROOT
+            index = sum(1 for m in self.mounts if m.read_only == read_only)
+            self._by_key[key] = Mount(host_dir, f"{root}/{index}", read_only)
+            self.mounts.append(self._by_key[key])
+        return self._by_key[key]
+
+
+def _docker_argv(
+    settings: DockerSettings, name: str, user: str | None, mounts: list[Mount], request_json: str
+) -> list[str]:
+    """``docker run --rm --init ...`` with the inputs' mounts first, then the outputs'."""
+    argv = [settings.docker, "run", "--rm", "--init", "--name", name, "--label", CONTAINER_LABEL]
+    if settings.network:
+        argv += ["--network", settings.network]
+    if user:
+        argv += ["-u", user]
+    if settings.gpus:
+        argv += ["--gpus", "all"]
+    for mount in sorted(mounts, key=lambda m: (not m.read_only, int(m.container.split("/")[2]))):
+        argv += ["-v", mount.volume_arg()]
+    argv += list(settings.extra_args)
+    argv += [settings.image, "request", "--json", request_json, "--jsonl"]
+    return argv
+
+
 def build_docker_run(
     request: dict[str, Any],
     settings: DockerSettings,
@@ -262,53 +299,27 @@ def build_docker_run(
     name = container_name or f"canopygaps-{uuid.uuid4().hex}"
     if user is None:
         user = _default_user()
-
-    mounts: list[Mount] = []
-    by_key: dict[tuple[str, bool], Mount] = {}
-
-    def mount_for(host_dir: str, read_only: bool) -> Mount:
-        key = (host_dir, read_only)
-        if key not in by_key:
-            _check_mountable(host_dir)
-            root = CONTAINER_INPUT_ROOT if read_only else CONTAINER_OUTPUT_ROOT
-            index = sum(1 for m in mounts if m.read_only == read_only)
-            by_key[key] = Mount(host_dir, f"{root}/{index}", read_only)
-            mounts.append(by_key[key])
-        return by_key[key]
-
+    mounts = _Mounts()
     inputs = [(p, _host_abspath(p)) for p in input_paths if p]
     outputs = [(p, _host_abspath(p)) for p in output_paths if p]
     for _, host in outputs:
         folder = _host_parent(host)
         if create_output_dirs and not _is_windows(folder):
             os.makedirs(folder, exist_ok=True)
-        mount_for(folder, read_only=False)
+        mounts.add(folder, read_only=False)
     for _, host in inputs:
-        mount_for(_host_parent(host), read_only=True)
+        mounts.add(_host_parent(host), read_only=True)
 
-    translate = _Translator(inputs, outputs, mounts)
+    translate = _Translator(inputs, outputs, mounts.mounts)
     container_request = dict(request)
     container_request["params"] = _map_strings(dict(request.get("params") or {}), translate)
     request_json = json.dumps(container_request, separators=(",", ":"), ensure_ascii=False)
-
-    argv = [settings.docker, "run", "--rm", "--init", "--name", name, "--label", CONTAINER_LABEL]
-    if settings.network:
-        argv += ["--network", settings.network]
-    if user:
-        argv += ["-u", user]
-    if settings.gpus:
-        argv += ["--gpus", "all"]
-    for mount in sorted(mounts, key=lambda m: (not m.read_only, int(m.container.split("/")[2]))):
-        argv += ["-v", mount.volume_arg()]
-    argv += list(settings.extra_args)
-    argv += [settings.image, "request", "--json", request_json, "--jsonl"]
-
     return DockerInvocation(
-        argv=argv,
+        argv=_docker_argv(settings, name, user, mounts.mounts, request_json),
         container_name=name,
         stop_argv=[settings.docker, "stop", "-t", "5", name],
         kill_argv=[settings.docker, "kill", name],
-        mounts=mounts,
+        mounts=mounts.mounts,
         request=container_request,
     )
 

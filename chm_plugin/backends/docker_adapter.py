@@ -6,13 +6,17 @@ container's command), maps host paths into the container and back, and gives the
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import shutil
+from typing import TYPE_CHECKING
 
 from qgis.core import QgsProcessingException
 
 from chm_plugin.backends.base import EngineRequest, Invocation, ProcessBackend
+from chm_plugin.backends.docker import DockerSettings, build_docker_run
+
+if TYPE_CHECKING:
+    from chm_plugin.settings import PluginSettings
 
 SETTINGS_PLACE = "Settings > Options > Processing > Providers > Canopy gaps"
 
@@ -23,19 +27,10 @@ class DockerBackend(ProcessBackend):
     name = "docker"
     label = "Docker"
 
-    def __init__(self, plugin_settings) -> None:
+    def __init__(self, plugin_settings: PluginSettings) -> None:
         self.image = plugin_settings.docker_image
         self.gpus = bool(plugin_settings.docker_gpu)
         self.extra_args = shlex.split(plugin_settings.docker_args or "")
-
-    def _module(self):
-        try:
-            from chm_plugin.backends import docker
-        except ImportError as exc:  # pragma: no cover - shipped with the plugin
-            raise QgsProcessingException(
-                f"The Docker backend is not available in this plugin build ({exc})."
-            ) from exc
-        return docker
 
     def check(self) -> None:
         if shutil.which("docker") is None:
@@ -48,21 +43,14 @@ class DockerBackend(ProcessBackend):
     def describe(self) -> dict[str, str]:
         return {"backend": self.name, "docker_image": self.image, "docker_gpus": str(self.gpus)}
 
-    def docker_settings(self):
-        module = self._module()
-        names = {f.name for f in dataclasses.fields(module.DockerSettings)}
-        kwargs = {"image": self.image, "gpus": self.gpus}
-        for candidate in ("extra_args", "extra_run_args", "args"):
-            if candidate in names:
-                kwargs[candidate] = list(self.extra_args)
-                break
-        return module.DockerSettings(**{k: v for k, v in kwargs.items() if k in names})
+    def docker_settings(self) -> DockerSettings:
+        """The image, GPU use and extra ``docker run`` arguments of the provider settings."""
+        return DockerSettings(image=self.image, gpus=self.gpus, extra_args=list(self.extra_args))
 
     def invocation(self, request: EngineRequest, workdir: str) -> Invocation:
         self.check()
-        module = self._module()
         try:
-            run = module.build_docker_run(
+            run = build_docker_run(
                 request.to_dict(),
                 self.docker_settings(),
                 list(request.inputs),
@@ -72,9 +60,9 @@ class DockerBackend(ProcessBackend):
             raise QgsProcessingException(f"{exc} (Docker backend)") from exc
         return Invocation(
             argv=list(run.argv),
-            stop_argv=list(run.stop_argv) if getattr(run, "stop_argv", None) else None,
+            stop_argv=list(run.stop_argv) if run.stop_argv else None,
             translate_back=run.translate_back,
-            translate_event=getattr(run, "translate_event", None),
+            translate_event=run.translate_event,
         )
 
     def failure_line(self, stderr_lines: list[str]) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
@@ -22,7 +24,7 @@ INSTALL_HINT = (
 )
 
 
-def import_engine_api():
+def import_engine_api() -> ModuleType:
     """Import ``engine.api``: the engine bundled with the plugin first, else an installed one,
     else the source checkout's."""
     root = engine_root()
@@ -30,15 +32,16 @@ def import_engine_api():
         sys.path.insert(0, str(root))
     try:
         return importlib.import_module("engine.api")
-    except ImportError:
+    except ImportError as exc:
+        first = exc
         root = engine_root()
         if root is not None and str(root) not in sys.path:
             sys.path.append(str(root))
             sys.modules.pop("engine", None)
             try:
                 return importlib.import_module("engine.api")
-            except ImportError as exc:
-                first = exc
+            except ImportError as again:
+                first = again
         raise QgsProcessingException(
             f"The canopygaps engine cannot be imported in QGIS's Python ({first}). {INSTALL_HINT}"
         ) from first
@@ -54,7 +57,10 @@ class InProcessBackend(Backend):
         return {"backend": self.name, "python": sys.executable}
 
     def run(
-        self, request: EngineRequest, feedback: QgsProcessingFeedback, on_event
+        self,
+        request: EngineRequest,
+        feedback: QgsProcessingFeedback,
+        on_event: Callable[[dict[str, Any]], None],
     ) -> dict[str, Any]:
         """Run ``request``; ``on_event(event)`` receives every engine event.
 

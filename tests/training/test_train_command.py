@@ -10,7 +10,8 @@ from engine.api import build_config, run
 from engine.config.base import from_dict, load_config
 from engine.errors import Cancelled, ConfigError
 from engine.events import CallbackReporter
-from engine.training.command import TrainConfig, run_train
+from engine.training.command import run_train
+from engine.training.config import TrainConfig
 
 from .helpers import write_dataset_folder
 

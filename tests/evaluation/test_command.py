@@ -16,7 +16,8 @@ from engine.api import run
 from engine.config.base import from_dict
 from engine.data.labels import gap_masks
 from engine.errors import Cancelled, ConfigError, CRSError, InputError, NoDataError
-from engine.evaluation.command import EvaluateConfig, run_evaluate
+from engine.evaluation.command import run_evaluate
+from engine.evaluation.config import EvaluateConfig
 from engine.events import CallbackReporter
 from engine.io.geotiff import write_raster
 from engine.io.grid import make_info

@@ -43,8 +43,9 @@ def build_trainer(
 
     from engine.config.base import from_dict
     from engine.data.dataset import TileDataset, read_manifest
-    from engine.training.command import build_optimizer, gap_fractions
+    from engine.training.build import build_optimizer
     from engine.training.config import TrainConfig
+    from engine.training.datasets import gap_fractions
     from engine.training.seed import seed_everything
     from engine.training.trainer import Trainer
 

@@ -11,9 +11,13 @@ Array-level maths, one concept per module (no file access):
 - :mod:`.heights`      canopy height error sums by reference height class: MAE, RMSE, bias
 - :mod:`.results`      per band / per method results and their aggregation over sites
 
-Orchestration: :mod:`.site` (reads windows through ``engine.io.raster``), :mod:`.layers`
-(probability and canopy height rasters, streamed), :mod:`.figures`, :mod:`.report`,
-:mod:`.report_layers` and :mod:`.command` (``EvaluateConfig``, ``run_evaluate``).
+Orchestration: :mod:`.config` (``EvaluateConfig``), :mod:`.command` (``run_evaluate``, a
+pipeline of steps), :mod:`.generate` (models and classical baseline run on each site),
+:mod:`.compare` (each prediction vs the site's reference), :mod:`.site` (reads windows through
+``engine.io.raster``), :mod:`.layers` (probability and canopy height rasters, streamed),
+:mod:`.naming` (file names in the report folder). Report: :mod:`.metrics_file` (metrics.json,
+CSV), :mod:`.report` (writers, text blocks), :mod:`.report_text`, :mod:`.report_layers`,
+:mod:`.report_figures` and :mod:`.figures`.
 """
 
 from engine.evaluation.confusion import ConfusionCounts, confusion_counts, pixel_metrics

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from engine.config.base import Config, between, positive
 from engine.config.base import non_negative as _non_negative
 from engine.errors import ConfigError
+from engine.evaluation.naming import model_labels, slug
 from engine.features.ground import AdaptiveParams
 
 
@@ -278,8 +279,6 @@ class EvaluateConfig(Config):
 
 def _same_file_name(names: list[str]) -> tuple[str, str, str] | None:
     """Two names that become the same file or folder name: ``(a, b, that name)``, else None."""
-    from engine.evaluation.command import slug
-
     seen: dict[str, str] = {}
     for name in names:
         key = slug(name).lower()  # case-insensitive disks (Windows, macOS) too
@@ -291,8 +290,6 @@ def _same_file_name(names: list[str]) -> tuple[str, str, str] | None:
 
 def _check_file_names(config: EvaluateConfig) -> None:
     """Refuse site names, and method labels of a site, that would share a file or folder."""
-    from engine.evaluation.command import model_labels
-
     clash = _same_file_name([s.name for s in config.sites])
     if clash:
         raise ConfigError(

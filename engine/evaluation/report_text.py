@@ -73,24 +73,38 @@ def _area(value: float | None) -> str:
 
 def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
     """Report blocks: headline IoU table, comparison, nesting, figures, per site, definitions."""
-    thresholds = doc["thresholds"]
-    agg = doc["aggregate"]["methods"]
-    sites = doc["sites"]
     d = Document("Canopy gap evaluation")
+    _introduction(d, doc)
+    _pooled_sections(d, doc)
+    _figure_section(d, figures)
+    _site_sections(d, doc["sites"], figures)
+    d.heading("Definitions")
+    d.bullets(DEFINITIONS + layer_definitions(doc))
+    return d
+
+
+def _introduction(d: Document, doc: dict[str, Any]) -> None:
+    """Engine version, date, sites, methods and thresholds; the reference label rule."""
     d.para(
-        f"Engine {doc['engine_version']}, {doc['created']}. Sites: {', '.join(sites)}. "
+        f"Engine {doc['engine_version']}, {doc['created']}. Sites: {', '.join(doc['sites'])}. "
         f"Methods: {', '.join(doc['methods'])}. Thresholds: "
-        f"{', '.join(threshold_key(t) for t in thresholds)} m."
+        f"{', '.join(threshold_key(t) for t in doc['thresholds'])} m."
     )
     rule = doc["reference_labels"]
     d.para(
         f"Reference labels: {rule['gap']}, {rule['connectivity']}-connected, smallest gap "
         f"{_area(rule['min_area_m2'])}, largest gap {_area(rule['max_area_m2'])}."
     )
-    scope = "all sites pooled" if len(sites) > 1 else "one site"
+
+
+def _pooled_sections(d: Document, doc: dict[str, Any]) -> None:
+    """The sections on every method pooled over the sites: IoU per threshold, comparison of
+    methods, probabilities, height error, nesting violations and objects by gap size."""
+    agg = doc["aggregate"]["methods"]
+    scope = "all sites pooled" if len(doc["sites"]) > 1 else "one site"
     d.heading(f"IoU per threshold ({scope})")
     d.table(
-        ["method", *[f"{threshold_key(t)} m" for t in thresholds]],
+        ["method", *[f"{threshold_key(t)} m" for t in doc["thresholds"]]],
         [[name, *[b["pixel"]["iou"] for b in m["thresholds"]]] for name, m in agg.items()],
     )
     d.heading(f"Comparison of methods ({scope})")
@@ -98,21 +112,43 @@ def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
     probability_section(d, agg, f"Gap probabilities ({scope})")
     height_section(d, agg, f"Canopy height error ({scope})")
     d.heading("Nesting violations of the predictions")
-    d.table(
-        ["method", "violation rate", "violating pixels", "valid pixels"],
-        [
-            [
-                n,
-                m["nesting"]["rate"],
-                m["nesting"]["violating_pixels"],
-                m["nesting"]["valid_pixels"],
-            ]
-            for n, m in agg.items()
-        ],
-    )
+    d.table(NESTING_HEADER, _nesting_rows(agg))
     d.heading("Objects by gap size")
+    d.table(SIZE_CLASS_HEADER, _size_class_rows(agg))
+
+
+NESTING_HEADER = ["method", "violation rate", "violating pixels", "valid pixels"]
+
+
+def _nesting_rows(methods: dict[str, Any]) -> list[list[Any]]:
+    """One row per method: violation rate, violating and valid pixels."""
+    return [
+        [
+            name,
+            m["nesting"]["rate"],
+            m["nesting"]["violating_pixels"],
+            m["nesting"]["valid_pixels"],
+        ]
+        for name, m in methods.items()
+    ]
+
+
+SIZE_CLASS_HEADER = [
+    "method",
+    "threshold (m)",
+    "size (m²)",
+    "predicted",
+    "reference",
+    "precision",
+    "recall",
+    "F1",
+]
+
+
+def _size_class_rows(methods: dict[str, Any]) -> list[list[Any]]:
+    """One row per method, threshold and gap size class: object counts and matching scores."""
     rows = []
-    for name, m in agg.items():
+    for name, m in methods.items():
         for b in m["thresholds"]:
             for c in b["objects"]["by_size"]:
                 rows.append(
@@ -127,19 +163,11 @@ def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
                         c["f1"],
                     ]
                 )
-    d.table(
-        [
-            "method",
-            "threshold (m)",
-            "size (m²)",
-            "predicted",
-            "reference",
-            "precision",
-            "recall",
-            "F1",
-        ],
-        rows,
-    )
+    return rows
+
+
+def _figure_section(d: Document, figures: dict[str, str]) -> None:
+    """The pooled figures (error maps go to their site), or why there are none."""
     if figures:
         d.heading("Figures")
         for caption, rel in figures.items():
@@ -147,6 +175,10 @@ def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
                 d.image(rel, caption)
     else:
         d.para("Figures were not drawn (disabled, or matplotlib is not installed).")
+
+
+def _site_sections(d: Document, sites: dict[str, Any], figures: dict[str, str]) -> None:
+    """Per site: comparison of methods, probabilities, height error and its error maps."""
     d.heading("Per site")
     for site, s in sites.items():
         d.heading(site, 3)
@@ -156,6 +188,3 @@ def build_document(doc: dict[str, Any], figures: dict[str, str]) -> Document:
         for caption, rel in figures.items():
             if caption.startswith(f"Error map: {site},"):
                 d.image(rel, caption)
-    d.heading("Definitions")
-    d.bullets(DEFINITIONS + layer_definitions(doc))
-    return d

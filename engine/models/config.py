@@ -1,8 +1,10 @@
-"""Model and regularisation settings that a training config embeds (torch-free import)."""
+"""Model settings (torch-free import): the model and regularisation a training config embeds,
+and the ``export`` command's settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.config.base import Config, at_least, positive
@@ -146,3 +148,40 @@ class ModelConfig(Config):
         )
         apply_regularisation(model, self.regularisation)
         return model
+
+
+def _positive_or_none(value: Any) -> str | None:
+    return None if value is None else positive(value)
+
+
+@dataclass
+class ExportConfig(Config):
+    """Settings of the export command."""
+
+    model: Path = field(metadata={"help": "Model file (.safetensors) to export."})
+    output: Path | None = field(
+        default=None, metadata={"help": "ONNX file to write (default: the model path with .onnx)."}
+    )
+    tile_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tile size of the example input (default: the model's training tile size).",
+            "check": _positive_or_none,
+        },
+    )
+    opset: int = field(default=17, metadata={"help": "ONNX opset version."})
+    check: bool = field(
+        default=True, metadata={"help": "Compare ONNX Runtime with torch on a random tile."}
+    )
+    tolerance: float = field(
+        default=1e-3,
+        metadata={"help": "Largest accepted |onnx - torch| logit difference.", "check": positive},
+    )
+
+    def validate(self) -> None:
+        if not 11 <= self.opset <= 21:
+            raise ConfigError(f"Config key 'opset' = {self.opset}: must be between 11 and 21.")
+        if self.output is not None and self.output.suffix.lower() != ".onnx":
+            raise ConfigError(
+                f"Config key 'output' = '{self.output}': the file name must end with .onnx."
+            )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +18,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.config.base import Config, positive
 from engine.errors import ConfigError, EngineError, require
 from engine.events import Reporter
 from engine.io.files import atomic_path
+from engine.models.config import ExportConfig
 from engine.models.modelfile import METADATA_KEY, ModelDescription, load_model
-
-
-def _positive_or_none(value: Any) -> str | None:
-    return None if value is None else positive(value)
-
-
-@dataclass
-class ExportConfig(Config):
-    """Settings of the export command."""
-
-    model: Path = field(metadata={"help": "Model file (.safetensors) to export."})
-    output: Path | None = field(
-        default=None, metadata={"help": "ONNX file to write (default: the model path with .onnx)."}
-    )
-    tile_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "Tile size of the example input (default: the model's training tile size).",
-            "check": _positive_or_none,
-        },
-    )
-    opset: int = field(default=17, metadata={"help": "ONNX opset version."})
-    check: bool = field(
-        default=True, metadata={"help": "Compare ONNX Runtime with torch on a random tile."}
-    )
-    tolerance: float = field(
-        default=1e-3,
-        metadata={"help": "Largest accepted |onnx - torch| logit difference.", "check": positive},
-    )
-
-    def validate(self) -> None:
-        if not 11 <= self.opset <= 21:
-            raise ConfigError(f"Config key 'opset' = {self.opset}: must be between 11 and 21.")
-        if self.output is not None and self.output.suffix.lower() != ".onnx":
-            raise ConfigError(
-                f"Config key 'output' = '{self.output}': the file name must end with .onnx."
-            )
 
 
 def _estimates_height(model: nn.Module) -> bool:

@@ -2,9 +2,9 @@
 
 The description lives in the safetensors header metadata under the key ``canopygaps`` (a JSON
 string) and is repeated in a sidecar ``<stem>.json`` for people. Loading parses the header
-ourselves (so any corrupt or foreign file gets a clear message), rebuilds the architecture
-from the registry and reads tensors with ``safetensors`` only: no ``torch.load``, no pickle,
-so a model file can never run code.
+ourselves (:mod:`engine.models.safetensors_file`: any corrupt or foreign file gets a clear
+message), rebuilds the architecture from the registry and reads tensors with ``safetensors``
+only: no ``torch.load``, no pickle, so a model file can never run code.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import copy
 import dataclasses
 import json
 import math
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,27 +23,12 @@ from torch import nn
 from engine import __version__
 from engine.errors import ConfigError, ModelFileError
 from engine.io.files import atomic_path, atomic_write_text
+from engine.models.safetensors_file import check_finite, check_tensors, read_header
 
 FORMAT = "canopygaps-model"
 FORMAT_VERSION = 2  # 2: 'features' (input channels from engine.features); 1 had none
 METADATA_KEY = "canopygaps"
 SUFFIX = ".safetensors"
-_MAX_HEADER = 100 * 1024 * 1024
-_DTYPE_SIZES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "U16": 2,
-    "U32": 4,
-    "U64": 8,
-}
 
 
 def _finite(value: Any) -> Any:
@@ -164,75 +148,6 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _not_safetensors(path: Path, head: bytes) -> ModelFileError:
-    if head[:1] == b"\x80" or head[:2] == b"PK":
-        what = "a PyTorch pickle/zip checkpoint (.pt/.pth)"
-        hint = (
-            "canopygaps never loads pickles because they can run code; use a model file written by "
-            "'canopygaps train' (.safetensors)."
-        )
-    elif head[:4] == b"\x89HDF":
-        what, hint = "an HDF5 file", "Use a canopygaps .safetensors model file."
-    else:
-        what, hint = (
-            "not a safetensors file, or it is corrupt",
-            "Use a canopygaps .safetensors model file, or copy it again.",
-        )
-    return ModelFileError(f"Model file {path} is {what}.", hint)
-
-
-def read_header(path: str | Path) -> dict[str, Any]:
-    """Parse and check the safetensors header of ``path`` (tensor table + ``__metadata__``)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ModelFileError(
-            f"The model path {path} is a folder, not a model file.",
-            "Give the path of the .safetensors file written by 'canopygaps train' (inside "
-            "that folder, if it holds one).",
-        )
-    if not path.is_file():
-        raise ModelFileError(
-            f"Model file {path} does not exist.",
-            "Check the path; a model file ends with .safetensors.",
-        )
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise _not_safetensors(path, head)
-        (n,) = struct.unpack("<Q", head)
-        if n < 2 or n > min(size - 8, _MAX_HEADER):
-            raise _not_safetensors(path, head)
-        raw = fh.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _not_safetensors(path, head) from None
-    if not isinstance(header, dict):
-        raise _not_safetensors(path, head)
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            start, stop = info["data_offsets"]
-            expected = math.prod(info["shape"]) * _DTYPE_SIZES.get(info["dtype"], 0)
-        except (KeyError, TypeError, ValueError):
-            raise _not_safetensors(path, head) from None
-        if _DTYPE_SIZES.get(info["dtype"]) and stop - start != expected:
-            raise ModelFileError(
-                f"Model file {path} is corrupt (tensor {name!r} has a wrong size).",
-                "Copy the model file again.",
-            )
-        end = max(end, int(stop))
-    if 8 + n + end != size:
-        raise ModelFileError(
-            f"Model file {path} is truncated or corrupt ({size} bytes, expected {8 + n + end}).",
-            "The download or copy was probably incomplete: copy the model file again.",
-        )
-    return header
-
-
 def read_description(path: str | Path) -> ModelDescription:
     """The :class:`ModelDescription` stored in a model file's header (no tensors are read)."""
     path = Path(path)
@@ -331,49 +246,6 @@ def save_model(
     return desc
 
 
-def _check_tensors(
-    path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
-) -> None:
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [
-        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"wrong shape {len(wrong)} (e.g. {'; '.join(wrong[:3])})")
-        raise ModelFileError(
-            f"The weights in {path} do not match the architecture in its description: "
-            f"{', '.join(parts)}.",
-            "The file was edited or written by an incompatible engine; "
-            "use the original model file.",
-        )
-
-
-def _check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """:class:`ModelFileError` if a floating-point tensor holds NaN or infinity: such weights
-    give NaN logits, read as canopy everywhere, never as an error."""
-    bad = [
-        name
-        for name, t in tensors.items()
-        if t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
-    if bad:
-        raise ModelFileError(
-            f"The model file {path} holds non-finite weights (NaN or infinity) in "
-            f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: it would predict nonsense.",
-            "The training diverged or the file was damaged: use an earlier checkpoint or model "
-            "file, or train again (lower learning rate, gradient clipping, fp32).",
-        )
-
-
 def load_model(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, ModelDescription]:
@@ -405,8 +277,8 @@ def load_model(
         raise ModelFileError(
             f"Cannot read the weights in {path}: {exc}.", "Copy the model file again."
         ) from None
-    _check_tensors(path, tensors, model.state_dict())
-    _check_finite(path, tensors)
+    check_tensors(path, tensors, model.state_dict())
+    check_finite(path, tensors)
     model.load_state_dict(tensors, strict=True)
     model.eval()
     return model.to(map_location), desc

@@ -4,14 +4,16 @@
 :class:`TrainState` (epoch, step, batch inside the epoch). ``fit`` drives epochs built by
 :mod:`engine.training.loaders` (order from ``(seed, epoch)``, resumable mid-epoch), ``validate``
 and ``test`` return metrics from confusion counts summed over every pixel (and over ranks).
-``state_dict``/``load_state_dict`` cover the whole training state for checkpoints.
+``state_dict``/``load_state_dict`` cover the whole training state for checkpoints. Mixed
+precision is resolved by :mod:`engine.training.precision`; the loss's total, components and the
+canopy height term come from :mod:`engine.training.loss_terms`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,7 +24,9 @@ from engine.events import NullReporter, Reporter
 from engine.training import distributed as dist
 from engine.training.callbacks.base import Callback, StepOutput
 from engine.training.loaders import batches_per_epoch, eval_loader, to_device, train_loader
+from engine.training.loss_terms import flat_components, height_l1, loss_parts
 from engine.training.metrics import confusion_counts, nesting_counts, summarise
+from engine.training.precision import Precision
 from engine.training.seed import rng_state, set_rng_state
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]
@@ -39,73 +43,6 @@ class TrainState:
     loss_sum: float = 0.0
     loss_count: int = 0
     finished: bool = False
-
-
-@dataclass
-class Precision:
-    """Resolved mixed-precision settings."""
-
-    name: str  # fp32 | bf16 | fp16
-    dtype: torch.dtype | None
-    use_scaler: bool
-
-    @classmethod
-    def resolve(cls, name: str, device: torch.device) -> Precision:
-        """'auto' = bf16 on CUDA with bf16 support, fp16 on older CUDA, fp32 on CPU.
-
-        fp16 on a CPU falls back to bf16 (autocast on CPU supports bf16; GradScaler is CUDA's).
-        """
-        cuda = device.type == "cuda"
-        if name == "auto":
-            name = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
-        if name == "fp16" and not cuda:
-            name = "bf16"
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-        return cls(name, dtype, use_scaler=name == "fp16")
-
-
-def loss_parts(out: Any, loss_fn: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(total, components) from a loss returning a tensor (components then come from
-    ``loss_fn.components``, the engine.losses convention), ``(tensor, dict)`` or a mapping."""
-    if isinstance(out, torch.Tensor):
-        comps = getattr(loss_fn, "components", None)
-        return out, dict(comps) if isinstance(comps, dict) else {}
-    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.Tensor):
-        return out[0], dict(out[1] or {})
-    if isinstance(out, dict) and isinstance(out.get("loss"), torch.Tensor):
-        return out["loss"], {
-            k: v for k, v in out.items() if k != "loss" and isinstance(v, torch.Tensor)
-        }
-    raise TypeError(
-        f"The loss returned {type(out).__name__}; expected a tensor, (tensor, dict) or a mapping."
-    )
-
-
-def height_l1(height: torch.Tensor, chm: torch.Tensor, cap_m: float) -> torch.Tensor:
-    """Mean |min(h, cap) - min(CHM, cap)| (metres) over pixels with a reference height: above
-    ``cap_m`` (taller than any gap threshold) the exact height does not matter."""
-    ok = torch.isfinite(chm)
-    target = torch.where(ok, chm, torch.zeros_like(chm)).clamp(max=cap_m)
-    err = (height.clamp(max=cap_m) - target).abs()
-    return (err * ok).sum() / ok.sum().clamp(min=1)
-
-
-def _flat_components(
-    components: dict[str, Any], thresholds: Sequence[float]
-) -> dict[str, torch.Tensor]:
-    """Scalar components: per-threshold vectors become ``name_5m`` entries."""
-    out: dict[str, torch.Tensor] = {}
-    for k, v in components.items():
-        if not isinstance(v, torch.Tensor):
-            continue
-        v = v.detach()
-        if v.numel() == 1:
-            out[k] = v.reshape(())
-        else:
-            labels = [f"{t:g}m" for t in thresholds] if v.numel() == len(thresholds) else None
-            for i, x in enumerate(v.flatten()):
-                out[f"{k}_{labels[i] if labels else i}"] = x
-    return out
 
 
 class Trainer:
@@ -241,7 +178,7 @@ class Trainer:
             self.scheduler.step()
         return StepOutput(
             loss=loss.detach(),
-            components=_flat_components(components, batch["thresholds"][0].tolist()),
+            components=flat_components(components, batch["thresholds"][0].tolist()),
             grad_norm=norm.detach(),
             lr=lr,
             batch_size=int(batch["image"].shape[0]),
@@ -428,9 +365,6 @@ class Trainer:
             if cb.name in by_name:
                 cb.load_state_dict(by_name[cb.name])
         set_rng_state(state["rng"]["tensors"], state["rng"]["meta"])
-
-    def iter_callbacks(self) -> Iterator[Callback]:
-        return iter(self.callbacks)
 
 
 def _thresholds_of(dataset: Any) -> list[float]:

@@ -16,7 +16,8 @@ from engine.api import run
 from engine.config.base import from_dict
 from engine.data.labels import gap_masks
 from engine.errors import Cancelled, ConfigError, CRSError, InputError, NoDataError
-from engine.evaluation.command import EvaluateConfig, run_evaluate
+from engine.evaluation.command import run_evaluate
+from engine.evaluation.config import EvaluateConfig
 from engine.events import CallbackReporter
 from engine.io.geotiff import write_raster
 from engine.io.grid import make_info
@@ -127,8 +128,26 @@ def test_end_to_end_single_site(site: dict[str, Any], tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 * 2 * 3
     assert {r["method"] for r in rows} == {"perfect", "noisy"}
+    with open(out / "metrics_aggregate.csv", newline="") as f:
+        pooled = list(csv.DictReader(f))
+    assert [(r["site"], r["method"]) for r in pooled] == [("all", "perfect")] * 3 + [
+        ("all", "noisy")
+    ] * 3
+    assert float(pooled[4]["iou"]) == pytest.approx(noisy["iou"])
     # report.md references PNGs that exist
     md = (out / "report.md").read_text()
+    sections = [
+        "## IoU per threshold (one site)",
+        "## Comparison of methods (one site)",
+        "## Nesting violations of the predictions",
+        "## Objects by gap size",
+        "## Figures",
+        "## Per site",
+        "### a",
+        "## Definitions",
+    ]
+    assert [h for h in re.findall(r"^#+ .*$", md, re.M) if h in sections] == sections
+    assert "| perfect | 0.000 | 0 |" in md  # nesting: rate, violating pixels, valid pixels
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(images) >= 5
     for rel in images:
@@ -277,6 +296,22 @@ def test_cancel_leaves_no_output(site: dict[str, Any], tmp_path: Path) -> None:
     reporter = CallbackReporter(lambda e: None, is_cancelled=lambda: True)
     with pytest.raises(Cancelled):
         run("evaluate", params(site, out), reporter)
+    assert no_output(out)
+
+
+def test_unknown_figure_threshold_fails_before_any_method_runs(
+    site: dict[str, Any], tmp_path: Path
+) -> None:
+    """With the thresholds known from the given predictions, a ``figure_threshold`` that is not
+    one of them is refused before the classical baseline runs or anything is written."""
+    out = tmp_path / "out"
+    dsm = write(tmp_path / "dsm.tif", np.nan_to_num(site["chm"]) + 300.0)
+    p = params(site, out, figure_threshold=7.0, classical=True)
+    p["sites"][0]["dsm"] = str(dsm)
+    events: list[dict[str, Any]] = []
+    with pytest.raises(ConfigError, match="'figure_threshold' = 7 is not an evaluated"):
+        run("evaluate", p, CallbackReporter(events.append))
+    assert not [e for e in events if "running" in str(e.get("message", ""))]
     assert no_output(out)
 
 

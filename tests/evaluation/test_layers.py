@@ -13,7 +13,7 @@ import pytest
 from engine.api import run
 from engine.config.base import from_dict
 from engine.errors import ConfigError, InputError
-from engine.evaluation.command import EvaluateConfig
+from engine.evaluation.config import EvaluateConfig
 from engine.evaluation.heights import height_errors
 from engine.evaluation.probability import probability_counts
 from tests.evaluation.test_command import THRESHOLDS, labels, no_output, scene, write, write_mask

@@ -10,7 +10,8 @@ from engine.api import build_config, run
 from engine.config.base import from_dict, load_config
 from engine.errors import Cancelled, ConfigError
 from engine.events import CallbackReporter
-from engine.training.command import TrainConfig, run_train
+from engine.training.command import run_train
+from engine.training.config import TrainConfig
 
 from .helpers import write_dataset_folder
 
@@ -170,6 +171,29 @@ def test_late_cancel_leaves_no_model_file(dataset, tmp_path, when):
     assert epochs == ([1] if when == "last_epoch" else [1, 2])
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["late-run"]  # no partial files
+
+
+def test_model_file_holds_the_best_checkpoint_not_the_last_epoch(dataset, tmp_path):
+    """With a validation split the model file gets the best epoch's weights. The monitored
+    metric ``lr`` falls every epoch under warmup_cosine, so epoch 1 is the best one."""
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.models.modelfile import read_description
+    from engine.training.checkpoint import load_checkpoint
+
+    out = tmp_path / "b.safetensors"
+    params = _params(dataset, out, tensorboard=False, test=False, early_stopping={"metric": "lr"})
+    result = run_train(from_dict(TrainConfig, params))
+    assert result["weights"] == "best" and result["epochs"] == 2
+    assert read_description(out).training["weights"] == "best"
+    folder = out.with_name("b-run") / "checkpoints"
+    best = load_checkpoint(folder / "best.safetensors")["model"]
+    last = load_checkpoint(folder / "last.safetensors")["model"]
+    written = load_file(str(out))
+    assert set(written) == set(best)
+    assert all(torch.equal(written[k], best[k]) for k in best)
+    assert not all(torch.equal(best[k], last[k]) for k in best)  # epoch 2 changed the weights
 
 
 def test_thresholds_subset_and_foreign_threshold(dataset, tmp_path):

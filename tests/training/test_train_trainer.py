@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from engine.training.callbacks import Callback
+from engine.training.precision import Precision
 from engine.training.seed import seed_everything
-from engine.training.trainer import Precision, Trainer
+from engine.training.trainer import Trainer
 
 from .helpers import MemoryTiles, TinyNet, masked_bce
 

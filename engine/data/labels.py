@@ -97,6 +97,20 @@ def gap_mask(
     return label_gaps(chm, valid, threshold, pixel_area, min_area_m2, max_area_m2) > 0
 
 
+def nest_masks(
+    masks: Sequence[NDArray[np.bool_]], thresholds: Sequence[float]
+) -> list[NDArray[np.bool_]]:
+    """Each mask united with the masks of lower thresholds (masks in the order of
+    ``thresholds``): a gap at one threshold is a gap at every higher one."""
+    order = np.argsort(np.asarray(thresholds, dtype=np.float64), kind="stable")
+    out = list(masks)
+    running = np.zeros(masks[0].shape, dtype=bool)
+    for i in order:
+        running |= masks[i]
+        out[i] = running.copy()
+    return out
+
+
 def gap_masks(
     chm: NDArray[np.floating],
     valid: NDArray[np.bool_] | None,
@@ -114,11 +128,7 @@ def gap_masks(
     ok = np.isfinite(chm) if valid is None else (np.asarray(valid, dtype=bool) & np.isfinite(chm))
     masks = [gap_mask(chm, ok, t, pixel_area, min_area_m2, max_area_m2) for t in thresholds]
     if nested:
-        order = np.argsort(np.asarray(thresholds, dtype=np.float64), kind="stable")
-        running = np.zeros(chm.shape, dtype=bool)
-        for i in order:
-            running |= masks[i]
-            masks[i] = running.copy()
+        masks = nest_masks(masks, thresholds)
     out = np.empty((len(masks), *chm.shape), dtype=np.uint8)
     for k, m in enumerate(masks):
         out[k] = m

@@ -14,13 +14,13 @@ with :meth:`ClassicalMethod.halo_px` pixels of context gives exactly the whole-i
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from engine.data.labels import nest_masks
 from engine.features.filters import odd_px, smoothed_minimum
 from engine.features.ground import (
     AdaptiveParams,
@@ -119,14 +119,13 @@ def gap_masks(heights: NDArray[np.float32], thresholds: Sequence[float]) -> NDAr
     higher one, as the reference labels are)."""
     if heights.ndim == 2:
         heights = heights[None]
+    bands = [heights[i if len(heights) > 1 else 0] for i in range(len(thresholds))]
+    with np.errstate(invalid="ignore"):
+        masks = [h <= np.float32(t) for h, t in zip(bands, thresholds, strict=True)]
+    if len(heights) > 1:
+        masks = nest_masks(masks, thresholds)
     out = np.empty((len(thresholds), *heights.shape[1:]), dtype=np.uint8)
-    for i, t in enumerate(thresholds):
-        h = heights[i if len(heights) > 1 else 0]
-        with np.errstate(invalid="ignore"):
-            out[i] = h <= np.float32(t)
-        out[i][np.isnan(h)] = 255
-    if len(heights) > 1:  # one height per threshold: nest (a gap stays a gap higher up)
-        order = np.argsort(np.asarray(thresholds, dtype=np.float64), kind="stable")
-        for lower, upper in itertools.pairwise(order):
-            out[upper][(out[lower] == 1) & (out[upper] == 0)] = 1
+    for k, (mask, h) in enumerate(zip(masks, bands, strict=True)):
+        out[k] = mask
+        out[k][np.isnan(h)] = 255
     return out

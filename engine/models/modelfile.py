@@ -176,20 +176,31 @@ def update_head_args(path: str | Path, **head_args: Any) -> ModelDescription:
     ``openness_floor``). The file and its sidecar are rewritten atomically; the new description
     is checked by building the model and loading the weights before anything is replaced.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     path = Path(path)
     desc = read_description(path)
     args = dict(desc.architecture.get("args", {}))
     args["head_args"] = {**dict(args.get("head_args") or {}), **head_args}
     desc = dataclasses.replace(desc, architecture={**desc.architecture, "args": args})
-    tensors = load_file(str(path), device="cpu")
+    # the new arguments must build a model these weights fit: verify before replacing
+    _write_file(path, load_file(str(path), device="cpu"), desc, verify=True)
+    return desc
+
+
+def _write_file(
+    path: Path, tensors: dict[str, torch.Tensor], desc: ModelDescription, verify: bool = False
+) -> None:
+    """Weights and description to ``path`` and its sidecar, atomically; ``verify`` loads the
+    written file before it replaces ``path``."""
+    from safetensors.torch import save_file
+
     text = desc.to_json()
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", METADATA_KEY: text})
-        load_model(tmp)  # the new arguments must build a model these weights fit
+        if verify:
+            load_model(tmp)
     atomic_write_text(sidecar_path(path), text + "\n")
-    return desc
 
 
 WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -219,8 +230,6 @@ def save_model(
             f"Model file names must end with {SUFFIX}, got {path.name}.",
             f"Save as {path.with_suffix(SUFFIX).name}.",
         )
-    from safetensors.torch import save_file
-
     from engine.models.regularisation import plain_state_dict
 
     m = unwrap(model)
@@ -239,10 +248,7 @@ def save_model(
         k: (v.to(dtype) if v.is_floating_point() else v).detach().to("cpu").contiguous().clone()
         for k, v in plain_state_dict(m).items()
     }
-    text = desc.to_json()
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", METADATA_KEY: text})
-    atomic_write_text(sidecar_path(path), text + "\n")
+    _write_file(path, tensors, desc)
     return desc
 
 

@@ -16,6 +16,7 @@ model wins.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -161,18 +162,17 @@ def run_crossval(config: CrossvalConfig, reporter: Reporter | None = None) -> di
     out = output_path(config.output)
     folds = config.folds or [s.name for s in config.sites]
     tables: dict[str, dict[str, list[float]]] = {}
+    # the crossval config's recipe settings, each of them (a new one too), for every fold
+    recipe = RecipeConfig(
+        **{f.name: getattr(config, f.name) for f in dataclasses.fields(RecipeConfig)}
+    )
     for i, name in enumerate(folds):
         held = next(s for s in config.sites if s.name == name)
-        fold = RecipeConfig(
+        fold = dataclasses.replace(
+            recipe,
             output=out / f"fold-{name}",
             sites=[s for s in config.sites if s.name != name],
             held_out=[_held_out(held)],
-            thresholds=config.thresholds,
-            tune=config.tune,
-            dataset=config.dataset,
-            train=config.train,
-            evaluation=config.evaluation,
-            openness_floor=config.openness_floor,
         )
         reporter.log(f"Fold {i + 1}/{len(folds)}: trained without '{name}', evaluated on it.")
         result = run_recipe(fold, reporter.sub(i / len(folds), (i + 1) / len(folds), name))

@@ -46,7 +46,7 @@ def _config(scenes: dict[str, Path], out: Path) -> dict[str, Any]:
 
 
 def test_crossval_table_and_resume(scenes: dict[str, Path], tmp_path: Path) -> None:
-    cfg = {**_config(scenes, tmp_path / "cv"), "folds": ["a", "b"]}
+    cfg = {**_config(scenes, tmp_path / "cv"), "folds": ["a", "b"], "openness_floor": 0.25}
     result = run("crossval", cfg)
     doc = json.loads(Path(result["json"]).read_text())
     assert set(doc["sites"]) == {"a", "b"}
@@ -62,6 +62,10 @@ def test_crossval_table_and_resume(scenes: dict[str, Path], tmp_path: Path) -> N
     assert [s["name"] for s in manifest["sites"]] == ["b", "c"]  # never trains on its site
     assert manifest["features"]["adaptive"] == _adaptive(fold)
     model = fold / "model.safetensors"
+    from engine.models.modelfile import read_description
+
+    head_args = read_description(model).architecture["args"]["head_args"]
+    assert head_args["openness_floor"] == 0.25  # every recipe setting reaches the folds
     stamp = model.stat().st_mtime_ns
     again = run("crossval", cfg)  # resumes: every product exists
     assert model.stat().st_mtime_ns == stamp

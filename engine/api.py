@@ -68,7 +68,7 @@ COMMANDS: dict[str, CommandSpec] = {
         "engine.inference.classical",
         "ClassicalConfig",
         "run_classical",
-        "Gap masks without a model: DSM minus a smoothed local minimum, thresholded.",
+        "Gap masks without a model: DSM minus a ground estimate (adaptive, or ref21), thresholded.",
     ),
     "evaluate": CommandSpec(
         "engine.evaluation.command",

@@ -1,4 +1,4 @@
-"""Classical gap masks without a model: DSM minus a smoothed local minimum, thresholded."""
+"""Classical gap masks without a model: DSM minus a ground estimate (adaptive, or ref21)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from engine.config.base import Config, fraction, positive, thresholds_ok
 from engine.config.base import non_negative as _non_negative
@@ -50,6 +50,47 @@ def stream_settings(config: InferConfig, device: str) -> tuple[int, int]:
     return batch, readers
 
 
+def band_field() -> Any:
+    """The ``band`` setting of the commands that read a DSM."""
+    return field(
+        default=None,
+        metadata={
+            "help": "Band of the DSM holding the heights (default: the DSM must have one band).",
+            "check": positive,
+        },
+    )
+
+
+def min_gap_area_field() -> Any:
+    """Post-processing of gap masks (model and classical method): smallest gap kept."""
+    return field(
+        default=0.0,
+        metadata={
+            "help": "Remove gaps (8-connected) smaller than this area in m2 (0 = keep all).",
+            "check": _non_negative,
+        },
+    )
+
+
+def fill_holes_field() -> Any:
+    """Post-processing of gap masks: fill canopy holes enclosed by a gap."""
+    return field(
+        default=False,
+        metadata={"help": "Fill canopy holes enclosed by a gap (done before min area)."},
+    )
+
+
+def max_hole_area_field() -> Any:
+    """Post-processing of gap masks: largest hole filled."""
+    return field(
+        default=None,
+        metadata={
+            "help": "With fill_holes: only fill holes up to this area in m2 (default any size).",
+            "check": _non_negative,
+        },
+    )
+
+
 @dataclass
 class InferConfig(DsmList, Config):
     """Settings of ``engine infer``."""
@@ -69,13 +110,7 @@ class InferConfig(DsmList, Config):
             "when several DSMs are given (<name>_gaps.tif each)."
         }
     )
-    band: int | None = field(
-        default=None,
-        metadata={
-            "help": "Band of the DSM holding the heights (default: the DSM must have one band).",
-            "check": positive,
-        },
-    )
+    band: int | None = band_field()
     probabilities: Path | None = field(
         default=None,
         metadata={
@@ -177,24 +212,9 @@ class InferConfig(DsmList, Config):
             "$CANOPYGAPS_CACHE (default ~/.cache/canopygaps)."
         },
     )
-    min_gap_area_m2: float = field(
-        default=0.0,
-        metadata={
-            "help": "Remove gaps (8-connected) smaller than this area in m2 (0 = keep all).",
-            "check": _non_negative,
-        },
-    )
-    fill_holes: bool = field(
-        default=False,
-        metadata={"help": "Fill canopy holes enclosed by a gap (done before min area)."},
-    )
-    max_hole_area_m2: float | None = field(
-        default=None,
-        metadata={
-            "help": "With fill_holes: only fill holes up to this area in m2 (default any size).",
-            "check": _non_negative,
-        },
-    )
+    min_gap_area_m2: float = min_gap_area_field()
+    fill_holes: bool = fill_holes_field()
+    max_hole_area_m2: float | None = max_hole_area_field()
     resample: bool = field(
         default=False,
         metadata={
@@ -251,13 +271,7 @@ class ClassicalConfig(DsmList, Config):
             "when several DSMs are given."
         }
     )
-    band: int | None = field(
-        default=None,
-        metadata={
-            "help": "Band of the DSM holding the heights (default: the DSM must have one band).",
-            "check": positive,
-        },
-    )
+    band: int | None = band_field()
     thresholds: list[float] = field(
         default_factory=lambda: [2.0, 5.0, 10.0, 15.0, 20.0],
         metadata={
@@ -306,20 +320,9 @@ class ClassicalConfig(DsmList, Config):
             "help": "Optional GeoPackage of gap polygons (threshold_m, area_m2, perimeter_m)."
         },
     )
-    min_gap_area_m2: float = field(
-        default=0.0,
-        metadata={"help": "Remove gaps smaller than this area in m2.", "check": _non_negative},
-    )
-    fill_holes: bool = field(
-        default=False, metadata={"help": "Fill canopy holes enclosed by a gap (before min area)."}
-    )
-    max_hole_area_m2: float | None = field(
-        default=None,
-        metadata={
-            "help": "With fill_holes: only fill holes up to this area in m2.",
-            "check": _non_negative,
-        },
-    )
+    min_gap_area_m2: float = min_gap_area_field()
+    fill_holes: bool = fill_holes_field()
+    max_hole_area_m2: float | None = max_hole_area_field()
     band_rows: int = field(
         default=512,
         metadata={

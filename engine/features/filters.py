@@ -32,13 +32,36 @@ def box_sum(values: NDArray[Any], size: int) -> NDArray[np.float64]:
     """Sum over a ``size`` x ``size`` square (``size`` odd) centred on each pixel; zero outside.
 
     ``values`` must be integers (float64 holding integers below 2**53 / size**2): the result is
-    then exact, whatever the window offset."""
+    then exact, whatever the window offset. Boolean ``values`` (counts) take a cheaper path with
+    the same result: the outer product of the in-range counts when all are true, float32 running
+    sums otherwise (exact: every partial sum is an integer below 2**24)."""
+    if values.dtype == np.bool_:
+        return _box_count(values, size)
     out = np.asarray(values, dtype=np.float64)
     for axis in (0, 1):
         out = ndimage.uniform_filter1d(out, size, axis=axis, mode="constant", cval=0.0)
         out *= size  # mean -> sum: exact, the mean of integers times their count
         np.rint(out, out=out)
     return out
+
+
+def _box_count(flags: NDArray[np.bool_], size: int) -> NDArray[np.float64]:
+    """:func:`box_sum` of booleans."""
+    if flags.all():
+        rows, cols = (_in_range(n, size) for n in flags.shape)
+        return np.multiply.outer(rows, cols)
+    out = flags.astype(np.float32)
+    for axis in (0, 1):
+        out = ndimage.uniform_filter1d(out, size, axis=axis, mode="constant", cval=0.0)
+        out *= size
+        np.rint(out, out=out)
+    return out.astype(np.float64)
+
+
+def _in_range(n: int, size: int) -> NDArray[np.float64]:
+    """How many of the ``size`` indices centred on each of ``0 .. n-1`` lie in ``0 .. n-1``."""
+    i, r = np.arange(n), size // 2
+    return (np.minimum(i + r, n - 1) - np.maximum(i - r, 0) + 1).astype(np.float64)
 
 
 def box_mean(
@@ -79,11 +102,13 @@ def box_fraction(
 def local_minimum(
     values: NDArray[np.floating], valid: NDArray[np.bool_], size: int
 ) -> NDArray[np.float64]:
-    """Minimum of the valid pixels of each ``size`` square (NaN where none)."""
-    filled = np.where(valid, values, np.inf).astype(np.float64)
+    """Minimum of the valid pixels of each ``size`` square (NaN where none). Computed in the
+    dtype of ``values`` (a minimum is one of the values: float32 is exact for float32 input)."""
+    filled = np.where(valid, values, np.inf)
     low = ndimage.minimum_filter(filled, size=size, mode="constant", cval=np.inf)
-    low[~np.isfinite(low)] = np.nan
-    return low
+    out = low.astype(np.float64)
+    out[~np.isfinite(low)] = np.nan
+    return out
 
 
 def smoothed_minimum(
@@ -105,78 +130,122 @@ def smoothed_minimum(
 def slope(surface: NDArray[np.float64], pixel_size: float) -> NDArray[np.float32]:
     """Gradient magnitude (m/m, float32) of ``surface``: central differences where both
     neighbours are defined, one-sided where one is, 0 where none (NaN where ``surface`` is)."""
-    p = np.pad(surface, 1, constant_values=np.nan)
-    centre = p[1:-1, 1:-1]
     total = np.zeros(surface.shape, dtype=np.float64)
-    for fwd, bwd in ((p[2:, 1:-1], p[:-2, 1:-1]), (p[1:-1, 2:], p[1:-1, :-2])):
-        ahead, behind = fwd - centre, centre - bwd
-        g = np.where(
-            np.isnan(ahead), behind, np.where(np.isnan(behind), ahead, 0.5 * (ahead + behind))
-        )
-        np.nan_to_num(g, copy=False, nan=0.0)
-        total += g * g
-    out = (np.sqrt(total) / pixel_size).astype(np.float32)
+    for axis in (0, 1):
+        g = _gradient(surface, axis)
+        g *= g
+        total += g
+    np.sqrt(total, out=total)
+    total /= pixel_size
+    out = total.astype(np.float32)
     out[np.isnan(surface)] = np.nan
     return out
 
 
+def _gradient(s: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+    """Differences of :func:`slope` along ``axis`` (before dividing by the pixel size)."""
+
+    def at(start: int | None, stop: int | None) -> tuple[slice, ...]:
+        sl = slice(start, stop)
+        return (sl, slice(None)) if axis == 0 else (slice(None), sl)
+
+    d = np.diff(s, axis=axis)  # d[i] = s[i+1] - s[i]: ahead of i, behind i+1
+    g = np.empty_like(s)
+    if s.shape[axis] < 2:
+        g.fill(0.0)
+        return g
+    g[at(0, 1)], g[at(-1, None)] = d[at(0, 1)], d[at(-1, None)]  # one neighbour only
+    inner = g[at(1, -1)]
+    np.add(d[at(1, None)], d[at(None, -1)], out=inner)
+    inner *= 0.5
+    lost = np.isnan(inner)  # a neighbour (or the pixel) is undefined: one-sided, else 0
+    if lost.any():
+        ahead, behind = d[at(1, None)][lost], d[at(None, -1)][lost]
+        inner[lost] = np.where(np.isnan(ahead), behind, ahead)
+    undefined = np.isnan(g)  # no neighbour defined (surfaces are finite or NaN)
+    if undefined.any():
+        g[undefined] = 0.0
+    return g
+
+
 def pool_minimum(
     values: NDArray[np.floating], valid: NDArray[np.bool_], factor: int
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Minimum of the valid pixels of each ``factor`` x ``factor`` cell (NaN: none valid), and
-    the cells' validity. A last partial row or column of cells counts the missing pixels as
-    invalid, as beyond a raster's edge."""
+) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
+    """Minimum of the valid pixels of each ``factor`` x ``factor`` cell (NaN: none valid), in
+    the dtype of ``values``, and the cells' validity. A last partial row or column of cells
+    counts the missing pixels as invalid, as beyond a raster's edge."""
     if factor == 1:
-        return np.where(valid, values, np.nan).astype(np.float64), valid.copy()
+        return np.where(valid, values, np.nan), valid.copy()
     h, w = values.shape
     hc, wc = -(-h // factor), -(-w // factor)
-    filled = np.full((hc * factor, wc * factor), np.inf)
-    filled[:h, :w] = np.where(valid, values, np.inf)
-    low = filled.reshape(hc, factor, wc, factor).min(axis=(1, 3))
+    filled = np.where(valid, values, np.inf)
+    if (hc * factor, wc * factor) != (h, w):
+        filled = np.pad(
+            filled, ((0, hc * factor - h), (0, wc * factor - w)), constant_values=np.inf
+        )
+    low = filled[::factor, ::factor].copy()
+    for i in range(factor):
+        for j in range(factor):
+            if i or j:
+                np.minimum(low, filled[i::factor, j::factor], out=low)
     ok = np.isfinite(low)
     low[~ok] = np.nan
     return low, ok
 
 
 def upsample(
-    coarse: NDArray[np.floating], factor: int, shape: tuple[int, ...]
+    coarse: NDArray[np.floating],
+    factor: int,
+    shape: tuple[int, ...],
+    out: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float32]:
     """Bilinear values of a grid of ``factor`` x ``factor`` cells at the centres of the pixels
     of ``shape`` (cell ``I`` holds pixels ``factor*I .. factor*I + factor-1``). Undefined (NaN)
     neighbours, and those beyond the array, drop out with the weights renormalised, so a window
     gives the whole-image values wherever its cells' neighbours are inside it. float32 (heights
-    in metres to about 0.1 mm)."""
-    out = np.asarray(coarse, dtype=np.float32)
+    in metres to about 0.1 mm), written into ``out`` (float32, ``shape``) when given."""
+    c = np.asarray(coarse, dtype=np.float32)
     if factor == 1:
-        return out[: shape[0], : shape[1]].copy()
-    for axis, size in ((0, shape[0]), (1, shape[1])):
-        out = _upsample_axis(out, factor, axis)
-        out = out[:size] if axis == 0 else out[:, :size]
-    return np.ascontiguousarray(out)
+        fine = c[: shape[0], : shape[1]]
+    else:
+        rows = _upsample_axis(c, factor, 0)[: shape[0]]
+        if out is not None and rows.shape[1] * factor == shape[1]:
+            return _upsample_axis(rows, factor, 1, out)  # straight into ``out``
+        fine = _upsample_axis(rows, factor, 1)[:, : shape[1]]
+    if out is None:
+        return np.ascontiguousarray(fine) if factor > 1 else fine.copy()
+    out[...] = fine
+    return out
 
 
-def _upsample_axis(c: NDArray[np.float32], factor: int, axis: int) -> NDArray[np.float32]:
+def _upsample_axis(
+    c: NDArray[np.float32], factor: int, axis: int, out: NDArray[np.float32] | None = None
+) -> NDArray[np.float32]:
     """One axis of :func:`upsample`: sub-pixel ``k`` of cell ``I`` mixes cell ``I`` with its
-    neighbour on the sub-pixel's side, weights by distance; a NaN neighbour drops out."""
+    neighbour on the sub-pixel's side, weights by distance; a NaN neighbour drops out (the
+    cell's own value is kept), as beyond the array's ends. ``out``: the result's array."""
 
-    def along(sl: slice) -> tuple[slice, ...]:
+    def at(sl: slice) -> tuple[slice, ...]:
         return (sl, slice(None)) if axis == 0 else (slice(None), sl)
 
     shape = list(c.shape)
     shape[axis] *= factor
-    out = np.empty(shape, dtype=np.float32)
+    out = np.empty(shape, dtype=np.float32) if out is None else out
+    holes = bool(np.isnan(c).any())
+    n = c.shape[axis]
     for k in range(factor):
         offset = (k + 0.5) / factor - 0.5  # sub-pixel position relative to its cell centre
         weight = abs(offset)
-        mixed = np.full_like(c, np.nan)  # the neighbour on the sub-pixel's side
-        if offset > 0:
-            mixed[along(slice(None, -1))] = c[along(slice(1, None))]
-        else:
-            mixed[along(slice(1, None))] = c[along(slice(None, -1))]
-        mixed *= np.float32(weight)
-        mixed += np.float32(1.0 - weight) * c
-        lost = np.isnan(mixed)  # the neighbour (or the cell) is undefined
-        if lost.any():
-            mixed[lost] = c[lost]
-        out[along(slice(k, None, factor))] = mixed
+        dst = out[at(slice(k, None, factor))]
+        if offset > 0:  # neighbour I+1; the last cell has none and keeps its value
+            inner, neighbour, end = slice(0, n - 1), c[at(slice(1, n))], slice(n - 1, n)
+        else:  # neighbour I-1; the first cell has none
+            inner, neighbour, end = slice(1, n), c[at(slice(0, n - 1))], slice(0, 1)
+        mixed = dst[at(inner)]
+        np.multiply(neighbour, np.float32(weight), out=mixed)
+        mixed += np.float32(1.0 - weight) * c[at(inner)]
+        dst[at(end)] = c[at(end)]
+        if holes:
+            lost = np.isnan(dst)
+            dst[lost] = c[lost]
     return out

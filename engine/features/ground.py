@@ -22,7 +22,7 @@ rounded to odd pixels), and held constant beyond the table's ends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -174,6 +174,7 @@ class GroundStack:
         self._minima: dict[int, NDArray[np.float64]] = {}
         self._slopes: dict[int, NDArray[np.float32]] = {}
         self._counts: dict[int, NDArray[np.float64]] = {}
+        self._grounds: dict[tuple[int, float], NDArray[np.float64]] = {}
         self._fine: dict[object, NDArray[np.float32]] = {}
 
     # -- on the cell grid ------------------------------------------------------------------
@@ -218,13 +219,20 @@ class GroundStack:
             for w, m, g in pool.map(one, todo):
                 self._minima[w], self._slopes[w] = m, g
 
+    def _ground_key(self, g: Ground) -> tuple[int, float]:
+        return self._cells_of(g.window_m), g.slope
+
     def cell_ground(self, g: Ground) -> NDArray[np.float64]:
         """Ground estimate ``g`` per cell (metres; NaN where undefined)."""
-        m = self.cell_minimum(g.window_m)
-        if g.slope == 0:
-            return m
-        radius = self._cells_of(g.window_m) * self.cell / 2
-        return m + (g.slope * radius) * self.cell_slope(g.window_m)
+        key = self._ground_key(g)
+        if key not in self._grounds:
+            m = self.cell_minimum(g.window_m)
+            if g.slope == 0:
+                self._grounds[key] = m
+            else:
+                radius = key[0] * self.cell / 2
+                self._grounds[key] = m + (g.slope * radius) * self.cell_slope(g.window_m)
+        return self._grounds[key]
 
     def cell_openness(self, params: AdaptiveParams) -> NDArray[np.float64]:
         """Share of valid cells within ``openness_window_m`` whose lowest point lies at most
@@ -234,46 +242,67 @@ class GroundStack:
         return box_fraction(low & self.cells_valid, self.cells_valid, size, self.count(size))
 
     # -- on the pixels -----------------------------------------------------------------------
-    def fine(self, key: object, cells: NDArray[np.floating]) -> NDArray[np.float32]:
-        """``cells`` interpolated to the pixels (cached under ``key``). Only valid cells take
-        part: beyond a raster's edge a windowed filter is defined where a whole image has no
-        cell at all, and the pixels must not depend on that."""
-        if key not in self._fine:
-            inside = np.where(self.cells_valid, cells, np.nan)
-            self._fine[key] = upsample(inside, self.factor, self.values.shape)
+    def _upsample(
+        self, cells: NDArray[np.floating], out: NDArray[np.float32] | None = None
+    ) -> NDArray[np.float32]:
+        """``cells`` interpolated to the pixels. Only valid cells take part: beyond a raster's
+        edge a windowed filter is defined where a whole image has no cell at all, and the
+        pixels must not depend on that."""
+        inside = np.where(self.cells_valid, cells, np.nan)
+        return upsample(inside, self.factor, self.values.shape, out)
+
+    def fine(
+        self,
+        key: object,
+        make: Callable[[], NDArray[np.floating]],
+        out: NDArray[np.float32] | None = None,
+    ) -> NDArray[np.float32]:
+        """The cells ``make()`` returns, interpolated to the pixels (:meth:`_upsample`). Kept
+        under ``key``, unless written into ``out`` (a pixel-sized float32 array: used once)."""
+        if key in self._fine:
+            if out is None:
+                return self._fine[key]
+            out[...] = self._fine[key]
+            return out
+        if out is not None:
+            return self._upsample(make(), out)
+        self._fine[key] = self._upsample(make())
         return self._fine[key]
 
     def grounds(self, grounds: Sequence[Ground]) -> list[NDArray[np.float32]]:
         """:meth:`ground` of each of ``grounds``, interpolated two at a time (threads: numpy
         releases the GIL on whole arrays)."""
-        cells = {(self._cells_of(g.window_m), g.slope): self.cell_ground(g) for g in grounds}
-        todo = [k for k in cells if ("ground", *k) not in self._fine]
-
-        def one(key: tuple[int, float]) -> NDArray[np.float32]:
-            inside = np.where(self.cells_valid, cells[key], np.nan)
-            return upsample(inside, self.factor, self.values.shape)
-
+        by_key = {self._ground_key(g): g for g in grounds}
+        todo = [k for k in by_key if ("ground", *k) not in self._fine]
+        cells = {k: self.cell_ground(by_key[k]) for k in todo}
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for key, fine in zip(todo, pool.map(one, todo), strict=True):
+            fines = pool.map(lambda k: self._upsample(cells[k]), todo)
+            for key, fine in zip(todo, fines, strict=True):
                 self._fine[("ground", *key)] = fine
         return [self.ground(g) for g in grounds]
 
-    def minimum(self, window_m: float) -> NDArray[np.float32]:
-        """Smoothed minimum over ``window_m`` at the pixels."""
-        return self.fine(("min", self._cells_of(window_m)), self.cell_minimum(window_m))
+    def minimum(
+        self, window_m: float, out: NDArray[np.float32] | None = None
+    ) -> NDArray[np.float32]:
+        """Smoothed minimum over ``window_m`` at the pixels (see :meth:`fine` for ``out``)."""
+        key = ("min", self._cells_of(window_m))
+        return self.fine(key, lambda: self.cell_minimum(window_m), out)
 
-    def slope(self, window_m: float) -> NDArray[np.float32]:
-        """Slope of :meth:`minimum` at the pixels (m/m)."""
-        return self.fine(("slope", self._cells_of(window_m)), self.cell_slope(window_m))
+    def slope(self, window_m: float, out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+        """Slope of :meth:`minimum` at the pixels (m/m; see :meth:`fine` for ``out``)."""
+        key = ("slope", self._cells_of(window_m))
+        return self.fine(key, lambda: self.cell_slope(window_m), out)
 
     def ground(self, g: Ground) -> NDArray[np.float32]:
         """Ground estimate ``g`` at the pixels (metres; NaN where undefined)."""
-        return self.fine(("ground", self._cells_of(g.window_m), g.slope), self.cell_ground(g))
+        return self.fine(("ground", *self._ground_key(g)), lambda: self.cell_ground(g))
 
-    def openness(self, params: AdaptiveParams) -> NDArray[np.float32]:
-        """:meth:`cell_openness` at the pixels."""
+    def openness(
+        self, params: AdaptiveParams, out: NDArray[np.float32] | None = None
+    ) -> NDArray[np.float32]:
+        """:meth:`cell_openness` at the pixels (see :meth:`fine` for ``out``)."""
         key = ("open", *(getattr(params, k) for k in OPENNESS_KEYS))
-        return self.fine(key, self.cell_openness(params))
+        return self.fine(key, lambda: self.cell_openness(params), out)
 
 
 OPENNESS_KEYS = (
@@ -312,24 +341,46 @@ def open_weight(openness: NDArray[np.floating], params: AdaptiveParams) -> NDArr
     share = np.nan_to_num(openness, nan=0.0).astype(np.float32)
     if params.ramp <= 0:
         return (share >= params.open_share).astype(np.float32)
-    w = (share - np.float32(params.open_share)) / np.float32(params.ramp) + np.float32(0.5)
-    return np.clip(w, 0.0, 1.0)
+    share -= np.float32(params.open_share)
+    share /= np.float32(params.ramp)
+    share += np.float32(0.5)
+    return np.clip(share, 0.0, 1.0, out=share)
 
 
 def adaptive_heights(
-    stack: GroundStack, params: AdaptiveParams, thresholds: Sequence[float]
+    stack: GroundStack,
+    params: AdaptiveParams,
+    thresholds: Sequence[float],
+    out: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float32]:
-    """Heights above the adaptive ground, one band per threshold (NaN where undefined)."""
+    """Heights above the adaptive ground, one band per threshold (NaN where undefined), in
+    ``out`` (float32 ``[T, H, W]``) when given. Thresholds whose grounds are the same (e.g.
+    beyond the table's end) share one band's work; two bands are worked on at a time."""
     stack.prefetch([g.window_m for g in params.grounds(thresholds)])
     stack.grounds([g for t in thresholds for g in params.at(t)])
     weight = open_weight(stack.openness(params), params)
     rest = np.float32(1.0) - weight
-    out = np.empty((len(thresholds), *stack.values.shape), dtype=np.float32)
+    invalid = ~stack.valid
+    if out is None:
+        out = np.empty((len(thresholds), *stack.values.shape), dtype=np.float32)
+    first: dict[tuple[Ground, Ground], int] = {}
     for i, t in enumerate(thresholds):
-        small, large = params.at(t)
-        ground = weight * stack.ground(small)
-        ground += rest * stack.ground(large)
-        out[i] = _heights(stack, ground)
+        first.setdefault(params.at(t), i)
+
+    def band(i: int) -> None:
+        small, large = params.at(thresholds[i])
+        ground = np.multiply(weight, stack.ground(small))
+        np.multiply(rest, stack.ground(large), out=out[i])
+        ground += out[i]
+        # a NaN (undefined) ground gives a NaN height; grounds are never infinite
+        np.subtract(stack.values, ground, out=out[i], dtype=np.float32)
+        out[i][invalid] = np.nan
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # numpy releases the GIL
+        list(pool.map(band, sorted(set(first.values()))))
+    for i, t in enumerate(thresholds):
+        if first[params.at(t)] != i:
+            out[i] = out[first[params.at(t)]]
     return out
 
 

@@ -18,6 +18,7 @@ whole-image values bit for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,21 +105,46 @@ class FeatureSpec(Config):
     ) -> NDArray[np.float32]:
         """Channels ``[C, H, W]`` (float32) of a DSM window (values in metres)."""
         stack = GroundStack(values, valid, pixel_size)
-        out = np.zeros((self.channels, *values.shape), dtype=np.float32)
-        k = 0
-        for w in self.windows_m:
-            out[k] = self._height(values - stack.minimum(w))
-            out[k + 1] = np.clip(np.nan_to_num(stack.slope(w), nan=0.0), 0.0, self.slope_clip)
-            k += 2
-        out[k] = np.nan_to_num(stack.openness(self.adaptive), nan=0.0)
-        heights = adaptive_heights(stack, self.adaptive, self.thresholds)
-        out[k + 1 :] = self._height(heights)
+        out = np.empty((self.channels, *values.shape), dtype=np.float32)
+        stack.prefetch(self.windows_m)
+
+        def multiscale(i: int) -> None:  # channels 2i, 2i + 1
+            w = self.windows_m[i]
+            height = stack.minimum(w, out=out[2 * i])
+            np.subtract(values, height, out=height, dtype=np.float32)
+            self._height(height)
+            _zero_nan(_clamp(stack.slope(w, out=out[2 * i + 1]), 0.0, self.slope_clip))
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # numpy releases the GIL
+            list(pool.map(multiscale, range(len(self.windows_m))))
+        k = 2 * len(self.windows_m)
+        out[k] = stack.openness(self.adaptive)  # kept: the adaptive heights use it too
+        _zero_nan(out[k])
+        adaptive_heights(stack, self.adaptive, self.thresholds, out=out[k + 1 :])
+        for band in out[k + 1 :]:
+            self._height(band)
         out[:, ~valid] = 0.0
         return out
 
-    def _height(self, h: NDArray[np.floating]) -> NDArray[np.float32]:
+    def _height(self, h: NDArray[np.float32]) -> None:
+        """Heights (m, float32, in place) as a channel: clipped, scaled, 0 where undefined."""
         c = self.clip_m
-        return (np.clip(np.nan_to_num(h, nan=0.0), -c, c) / self.scale_m).astype(np.float32)
+        _clamp(h, -c, c)
+        h /= self.scale_m
+        _zero_nan(h)
+
+
+def _clamp(x: NDArray[np.float32], low: float, high: float) -> NDArray[np.float32]:
+    """``x`` clipped to ``[low, high]`` in place (NaN stays NaN; cheaper than ``np.clip``)."""
+    np.maximum(x, np.float32(low), out=x)
+    return np.minimum(x, np.float32(high), out=x)
+
+
+def _zero_nan(x: NDArray[np.float32]) -> None:
+    """Undefined values (NaN) set to 0 in place; the arrays here hold no infinities."""
+    nan = np.isnan(x)
+    if nan.any():
+        x[nan] = 0.0
 
 
 def base_channels(spec: FeatureSpec, thresholds: Sequence[float]) -> list[int]:

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from engine.features.filters import box_fraction, box_mean, box_sum, slope, smoothed_minimum
+from engine.features.filters import (
+    box_fraction,
+    box_mean,
+    box_sum,
+    pool_minimum,
+    slope,
+    smoothed_minimum,
+    upsample,
+)
 from engine.features.ground import (
     GROUND_FACTOR,
     AdaptiveParams,
@@ -42,6 +50,67 @@ def test_box_mean_and_fraction_ignore_undefined_pixels() -> None:
     assert box_mean(values, defined, 3)[1, 1] == pytest.approx((1 + 2 + 3 + 4 + 5 + 6 + 7 + 8) / 8)
     assert box_fraction(values > 4, defined, 3)[1, 1] == pytest.approx(4 / 8)
     assert np.isnan(box_mean(values, np.zeros_like(defined), 3)).all()
+
+
+@pytest.mark.parametrize("holes", [False, True])
+@pytest.mark.parametrize("size", [1, 7, 41])
+def test_box_sum_of_flags_equals_the_direct_count(holes: bool, size: int) -> None:
+    # booleans take their own paths (outer product when all true, float32 sums otherwise)
+    flags = np.random.default_rng(2).random((53, 61)) > (0.3 if holes else -1.0)
+    direct = ndimage.correlate(
+        flags.astype(np.int64), np.ones((size, size), np.int64), mode="constant"
+    )
+    got = box_sum(flags, size)
+    assert got.dtype == np.float64 and np.array_equal(got, direct)
+
+
+def _slope_reference(surface: np.ndarray, pixel_size: float) -> np.ndarray:
+    """The rule of :func:`slope` written plainly: central differences, one-sided where one
+    neighbour is undefined, 0 where both are."""
+    p = np.pad(surface, 1, constant_values=np.nan)
+    centre = p[1:-1, 1:-1]
+    total = np.zeros(surface.shape)
+    for fwd, bwd in ((p[2:, 1:-1], p[:-2, 1:-1]), (p[1:-1, 2:], p[1:-1, :-2])):
+        ahead, behind = fwd - centre, centre - bwd
+        g = np.where(
+            np.isnan(ahead), behind, np.where(np.isnan(behind), ahead, 0.5 * (ahead + behind))
+        )
+        total += np.nan_to_num(g, nan=0.0) ** 2
+    out = (np.sqrt(total) / pixel_size).astype(np.float32)
+    out[np.isnan(surface)] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("shape", [(40, 50), (1, 9), (9, 1), (2, 2)])
+def test_slope_equals_the_plain_rule_bit_for_bit(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(3)
+    surface = rng.normal(size=shape) * 5
+    surface[rng.random(shape) < 0.2] = np.nan  # isolated and neighbouring holes
+    assert np.array_equal(slope(surface, 2.0), _slope_reference(surface, 2.0), equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(40, 50), (41, 51)])
+def test_pool_minimum_takes_the_valid_pixels_of_each_cell(shape: tuple[int, int]) -> None:
+    dsm, valid = _surface(4, shape)
+    low, ok = pool_minimum(dsm, valid, 2)
+    h, w = -(-shape[0] // 2), -(-shape[1] // 2)
+    for i, j in [(0, 0), (h - 1, w - 1), (5, 7), (10, 3)]:
+        cell = dsm[2 * i : 2 * i + 2, 2 * j : 2 * j + 2][
+            valid[2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
+        ]
+        assert ok[i, j] == (cell.size > 0)
+        assert (low[i, j] == cell.min()) if cell.size else np.isnan(low[i, j])
+    assert low.shape == (h, w) and low.dtype == dsm.dtype
+
+
+def test_upsample_into_an_array_equals_a_new_one() -> None:
+    coarse = np.random.default_rng(5).normal(size=(20, 25))
+    coarse[3:5, 7] = np.nan
+    for shape in [(40, 50), (39, 49)]:
+        fresh = upsample(coarse, 2, shape)
+        into = np.full(shape, -1.0, np.float32)
+        assert upsample(coarse, 2, shape, into) is into
+        assert np.array_equal(fresh, into, equal_nan=True)
 
 
 def test_slope_of_a_plane_is_its_gradient() -> None:

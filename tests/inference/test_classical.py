@@ -148,3 +148,47 @@ def test_per_threshold_heights_give_nested_masks() -> None:
     assert masks.tolist() == [[[1, 0, 255]], [[1, 1, 255]]]
     masks = gap_masks(heights[::-1].copy(), [5.0, 2.0])  # same bands, thresholds descending
     assert masks.tolist() == [[[1, 1, 255]], [[1, 0, 255]]]
+
+
+def test_blocks_computed_ahead_come_in_order_and_stop_with_the_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Blocks are computed two at a time in threads: they must still come left to right, band
+    after band, equal to the whole image, and a consumer that stops early (cancel, error) must
+    leave no worker running."""
+    import threading
+
+    from engine.events import NullReporter
+    from engine.inference import classical
+    from engine.inference.config import ClassicalConfig
+
+    monkeypatch.setattr(classical, "BLOCK_PX", 3000)
+    monkeypatch.setattr(classical, "MIN_BLOCK_COLS", 8)
+    dsm = smooth_dsm(60, 90, 5)
+    valid = np.isfinite(dsm)
+    config = ClassicalConfig(dsm=Path("in.tif"), output=Path("out.tif"), thresholds=[2.0, 5.0])
+    ref = config.calculation().heights(dsm, valid, 1.0)
+    pad = config.calculation().halo_px(1.0)
+    padded = np.pad(dsm, pad, constant_values=np.nan)
+
+    def read(r: int, c: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        win = padded[r + pad : r + pad + h, c + pad : c + pad + w]
+        return win.copy(), np.isfinite(win)
+
+    bands = [(a, min(a + 20, 60)) for a in range(0, 60, 20)]
+
+    def blocks() -> object:
+        return classical.classical_bands(read, 60, 90, 1.0, config, bands, 0, 3, NullReporter())
+
+    order = []
+    for row, col, _masks, (heights,) in blocks():  # type: ignore[attr-defined]
+        order.append((row, col))
+        got = ref[:, row : row + heights.shape[1], col : col + heights.shape[2]]
+        assert np.array_equal(heights, got, equal_nan=True)
+    assert order == sorted(order) and len({c for _, c in order}) > 1  # several blocks a band
+    before = threading.active_count()
+    stream = blocks()
+    next(stream)  # type: ignore[call-overload]
+    assert threading.active_count() > before  # workers are running ahead
+    stream.close()  # type: ignore[attr-defined]
+    assert threading.active_count() == before

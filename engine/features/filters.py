@@ -73,13 +73,16 @@ def box_mean(
     """Mean of ``values`` over the defined pixels of each ``size`` square (NaN where none);
     ``count`` (the box sum of ``defined``) may be passed when already known."""
     q = np.multiply(values, MM, dtype=np.float64)
-    q[~defined] = 0.0
+    if not defined.all():
+        q[~defined] = 0.0
     np.rint(q, out=q)
     num = box_sum(q, size)
     den = box_sum(defined, size) if count is None else count
     with np.errstate(invalid="ignore", divide="ignore"):
         num /= MM * den
-    num[den == 0] = np.nan
+    empty = den == 0
+    if empty.any():
+        num[empty] = np.nan
     return num
 
 
@@ -102,10 +105,38 @@ def box_fraction(
 def local_minimum(
     values: NDArray[np.floating], valid: NDArray[np.bool_], size: int
 ) -> NDArray[np.float64]:
-    """Minimum of the valid pixels of each ``size`` square (NaN where none). Computed in the
-    dtype of ``values`` (a minimum is one of the values: float32 is exact for float32 input)."""
+    """Minimum of the valid pixels of each ``size`` square (NaN where none)."""
+    return defined_minimum(square_minimum(values, valid, size))
+
+
+def square_minimum(
+    values: NDArray[np.floating], valid: NDArray[np.bool_], size: int
+) -> NDArray[np.floating]:
+    """Minimum of the valid pixels of each ``size`` square, ``inf`` where none, in the dtype
+    of ``values`` (a minimum is one of the values: float32 is exact for float32 input)."""
     filled = np.where(valid, values, np.inf)
-    low = ndimage.minimum_filter(filled, size=size, mode="constant", cval=np.inf)
+    return ndimage.minimum_filter(filled, size=size, mode="constant", cval=np.inf)
+
+
+def grow_minimum(low: NDArray[np.floating], size: int, grown: int) -> NDArray[np.floating]:
+    """:func:`square_minimum` over ``grown`` px from the one over ``size`` px (``low``): the
+    minimum of the two squares ``d = (grown - size) / 2`` px before and after on each axis, the
+    nearest in-range square at the edges. Exact (the squares cover the larger one and stay
+    inside it) when ``d <= size // 2``; far cheaper than a new filter pass."""
+    d = (grown - size) // 2
+    if grown < size or (grown - size) % 2 or d > size // 2:
+        raise ValueError(f"cannot grow a {size} px minimum to {grown} px")
+    out = low
+    for axis in (0, 1):
+        i = np.arange(out.shape[axis])
+        before = np.take(out, np.maximum(i - d, 0), axis=axis)
+        after = np.take(out, np.minimum(i + d, out.shape[axis] - 1), axis=axis)
+        out = np.minimum(before, after, out=before)
+    return out
+
+
+def defined_minimum(low: NDArray[np.floating]) -> NDArray[np.float64]:
+    """A :func:`square_minimum` as float64 with NaN where no pixel was valid."""
     out = low.astype(np.float64)
     out[~np.isfinite(low)] = np.nan
     return out
@@ -117,33 +148,41 @@ def smoothed_minimum(
     window: int,
     smoothing: int,
     count: NDArray[np.float64] | None = None,
+    low: NDArray[np.floating] | None = None,
 ) -> NDArray[np.float64]:
     """Local minimum over ``window`` px, then its mean over ``smoothing`` px at valid pixels
-    (``count``: the box sum of ``valid`` over ``smoothing`` px, when already known)."""
-    low = local_minimum(values, valid, window)
+    (``count``: the box sum of ``valid`` over ``smoothing`` px, and ``low``: the
+    :func:`square_minimum` over ``window``, when already known)."""
+    if low is None:
+        low = square_minimum(values, valid, window)
+    minimum = defined_minimum(low)
     if smoothing <= 1:
-        return low
+        return minimum
     # the minimum is finite wherever the pixel itself is valid, so 'valid' is where it is defined
-    return box_mean(low, valid, smoothing, count)
+    return box_mean(minimum, valid, smoothing, count)
 
 
 def slope(surface: NDArray[np.float64], pixel_size: float) -> NDArray[np.float32]:
     """Gradient magnitude (m/m, float32) of ``surface``: central differences where both
     neighbours are defined, one-sided where one is, 0 where none (NaN where ``surface`` is)."""
+    undefined = np.isnan(surface)
+    holes = bool(undefined.any())
     total = np.zeros(surface.shape, dtype=np.float64)
     for axis in (0, 1):
-        g = _gradient(surface, axis)
+        g = _gradient(surface, axis, holes)
         g *= g
         total += g
     np.sqrt(total, out=total)
     total /= pixel_size
     out = total.astype(np.float32)
-    out[np.isnan(surface)] = np.nan
+    if holes:
+        out[undefined] = np.nan
     return out
 
 
-def _gradient(s: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
-    """Differences of :func:`slope` along ``axis`` (before dividing by the pixel size)."""
+def _gradient(s: NDArray[np.float64], axis: int, holes: bool = True) -> NDArray[np.float64]:
+    """Differences of :func:`slope` along ``axis`` (before dividing by the pixel size);
+    ``holes``: whether ``s`` has undefined values (NaN) to work around."""
 
     def at(start: int | None, stop: int | None) -> tuple[slice, ...]:
         sl = slice(start, stop)
@@ -158,6 +197,8 @@ def _gradient(s: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
     inner = g[at(1, -1)]
     np.add(d[at(1, None)], d[at(None, -1)], out=inner)
     inner *= 0.5
+    if not holes:
+        return g
     lost = np.isnan(inner)  # a neighbour (or the pixel) is undefined: one-sided, else 0
     if lost.any():
         ahead, behind = d[at(1, None)][lost], d[at(None, -1)][lost]
@@ -231,21 +272,22 @@ def _upsample_axis(
     shape = list(c.shape)
     shape[axis] *= factor
     out = np.empty(shape, dtype=np.float32) if out is None else out
-    holes = bool(np.isnan(c).any())
     n = c.shape[axis]
+    undefined = np.isnan(c)
+    holes = bool(undefined.any())
+    scratch = np.empty_like(c[at(slice(1, n))])
     for k in range(factor):
         offset = (k + 0.5) / factor - 0.5  # sub-pixel position relative to its cell centre
         weight = abs(offset)
         dst = out[at(slice(k, None, factor))]
         if offset > 0:  # neighbour I+1; the last cell has none and keeps its value
-            inner, neighbour, end = slice(0, n - 1), c[at(slice(1, n))], slice(n - 1, n)
+            inner, beside, end = slice(0, n - 1), slice(1, n), slice(n - 1, n)
         else:  # neighbour I-1; the first cell has none
-            inner, neighbour, end = slice(1, n), c[at(slice(0, n - 1))], slice(0, 1)
-        mixed = dst[at(inner)]
-        np.multiply(neighbour, np.float32(weight), out=mixed)
-        mixed += np.float32(1.0 - weight) * c[at(inner)]
+            inner, beside, end = slice(1, n), slice(0, n - 1), slice(0, 1)
+        mixed, own = dst[at(inner)], c[at(inner)]
+        np.multiply(c[at(beside)], np.float32(weight), out=mixed)
+        mixed += np.multiply(own, np.float32(1.0 - weight), out=scratch)
         dst[at(end)] = c[at(end)]
-        if holes:
-            lost = np.isnan(dst)
-            dst[lost] = c[lost]
+        if holes:  # an undefined neighbour drops out (an undefined cell stays undefined)
+            np.copyto(mixed, own, where=undefined[at(beside)])
     return out

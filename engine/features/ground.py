@@ -34,10 +34,12 @@ from engine.errors import ConfigError
 from engine.features.filters import (
     box_fraction,
     box_sum,
+    grow_minimum,
     odd_px,
     pool_minimum,
     slope,
     smoothed_minimum,
+    square_minimum,
     upsample,
 )
 
@@ -171,6 +173,7 @@ class GroundStack:
         self.values, self.valid, self.pixel_size = values, valid, pixel_size
         self.factor, self.cell = factor, pixel_size * factor
         self.cells, self.cells_valid = pool_minimum(values, valid, factor)
+        self._squares: dict[int, NDArray[np.floating]] = {}
         self._minima: dict[int, NDArray[np.float64]] = {}
         self._slopes: dict[int, NDArray[np.float32]] = {}
         self._counts: dict[int, NDArray[np.float64]] = {}
@@ -187,11 +190,27 @@ class GroundStack:
     def _cells_of(self, window_m: float) -> int:
         return odd_px(window_m, self.cell)
 
+    def square(self, size: int) -> NDArray[np.floating]:
+        """Minimum of the valid cells of each ``size`` square (``inf``: none), grown from a
+        smaller one already known where exact (:func:`grow_minimum`), else filtered."""
+        if size not in self._squares:
+            smaller = [v for v in self._squares if v < size and (size - v) // 2 <= v // 2]
+            base = max((v for v in smaller if (size - v) % 2 == 0), default=None)
+            self._squares[size] = (
+                square_minimum(self.cells, self.cells_valid, size)
+                if base is None
+                else grow_minimum(self._squares[base], base, size)
+            )
+        return self._squares[size]
+
     def cell_minimum(self, window_m: float) -> NDArray[np.float64]:
         """Smoothed minimum over ``window_m`` (window and smoothing alike), per cell."""
         w = self._cells_of(window_m)
         if w not in self._minima:
-            self._minima[w] = smoothed_minimum(self.cells, self.cells_valid, w, w, self.count(w))
+            low = self.square(w)
+            self._minima[w] = smoothed_minimum(
+                self.cells, self.cells_valid, w, w, self.count(w), low
+            )
         return self._minima[w]
 
     def cell_slope(self, window_m: float) -> NDArray[np.float32]:
@@ -208,11 +227,13 @@ class GroundStack:
         """Compute the smoothed minima and slopes of ``windows_m`` two at a time: the filters
         release the GIL, so a second core works on another window."""
         todo = sorted({self._cells_of(w) for w in windows_m} - set(self._minima))
-        for w in todo:
-            self.count(w)  # shared counts first (dict writes stay in this thread)
+        for w in todo:  # shared counts and minima first (dict writes stay in this thread;
+            self.count(w)  # ascending, so each minimum grows from a smaller one)
+            self.square(w)
 
         def one(w: int) -> tuple[int, NDArray[np.float64], NDArray[np.float32]]:
-            m = smoothed_minimum(self.cells, self.cells_valid, w, w, self._counts[w])
+            low = self._squares[w]
+            m = smoothed_minimum(self.cells, self.cells_valid, w, w, self._counts[w], low)
             return w, m, slope(np.where(self.cells_valid, m, np.nan), self.cell)
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -338,13 +359,15 @@ def adaptive_halo_px(params: AdaptiveParams, thresholds: Sequence[float], pixel_
 
 def open_weight(openness: NDArray[np.floating], params: AdaptiveParams) -> NDArray[np.float32]:
     """Weight of the small-window ground: 1 in open forest, 0 under closed canopy."""
-    share = np.nan_to_num(openness, nan=0.0).astype(np.float32)
+    share = openness.astype(np.float32)  # a copy; NaN (no valid cell near) counts as closed
+    np.copyto(share, np.float32(0.0), where=np.isnan(share))
     if params.ramp <= 0:
         return (share >= params.open_share).astype(np.float32)
     share -= np.float32(params.open_share)
     share /= np.float32(params.ramp)
     share += np.float32(0.5)
-    return np.clip(share, 0.0, 1.0, out=share)
+    np.maximum(share, np.float32(0.0), out=share)
+    return np.minimum(share, np.float32(1.0), out=share)
 
 
 def adaptive_heights(

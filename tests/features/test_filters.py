@@ -10,9 +10,11 @@ from engine.features.filters import (
     box_fraction,
     box_mean,
     box_sum,
+    grow_minimum,
     pool_minimum,
     slope,
     smoothed_minimum,
+    square_minimum,
     upsample,
 )
 from engine.features.ground import (
@@ -101,6 +103,20 @@ def test_pool_minimum_takes_the_valid_pixels_of_each_cell(shape: tuple[int, int]
         assert ok[i, j] == (cell.size > 0)
         assert (low[i, j] == cell.min()) if cell.size else np.isnan(low[i, j])
     assert low.shape == (h, w) and low.dtype == dsm.dtype
+
+
+@pytest.mark.parametrize(("size", "grown"), [(3, 5), (5, 9), (7, 13), (9, 17), (17, 33), (1, 1)])
+def test_grown_minimum_equals_a_new_filter_pass(size: int, grown: int) -> None:
+    dsm, valid = _surface(6, (45, 52))  # holes, and an invalid corner wider than the windows
+    grown_min = grow_minimum(square_minimum(dsm, valid, size), size, grown)
+    assert np.array_equal(grown_min, square_minimum(dsm, valid, grown))
+
+
+def test_minimum_grown_too_far_is_refused() -> None:
+    low = square_minimum(*_surface(7, (20, 20)), 5)
+    for grown in (11, 6, 3):  # d = 3 > 5 // 2; an odd difference; smaller
+        with pytest.raises(ValueError, match="cannot grow"):
+            grow_minimum(low, 5, grown)
 
 
 def test_upsample_into_an_array_equals_a_new_one() -> None:

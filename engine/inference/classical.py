@@ -42,8 +42,6 @@ faster than 2 Mpx blocks one at a time, with less memory, although more of the h
 recomputed. A 4096-px-wide raster takes several blocks per band, so memory is at its plateau
 there."""
 MIN_BLOCK_COLS = 64
-AHEAD = 2
-"""Blocks computed at a time (each holds its own block's arrays: memory is ``AHEAD`` blocks)."""
 
 
 def column_blocks(width: int, rows: int, halo: int, budget_px: int) -> list[tuple[int, int]]:
@@ -69,7 +67,7 @@ def classical_bands(
 ) -> Iterator[tuple[int, int, NDArray[np.uint8], list[NDArray[np.float32]]]]:
     """Windows ``(row, col, masks, heights)`` of bands ``first..stop-1``, each band in column
     blocks of at most :data:`BLOCK_PX` pixels (halo included), left to right. Blocks are read
-    here, in order, and computed :data:`AHEAD` at a time in worker threads (the filters
+    here, in order, and computed ``config.workers`` at a time in worker threads (the filters
     release the GIL), so a second core works while one block's masks are written."""
     method = config.calculation()
     halo = method.halo_px(pixel_size)
@@ -85,7 +83,8 @@ def classical_bands(
         h = method.window(values, valid, a, c0, pixel_size)
         return gap_masks(h, method.thresholds), [h] if with_heights else []
 
-    pool = ThreadPoolExecutor(max_workers=AHEAD)
+    ahead = config.workers
+    pool = ThreadPoolExecutor(max_workers=ahead)
     pending: deque[tuple[int, float, int, int, Future[Any]]] = deque()
     try:
         for k, (i, done, a, c0, c1) in enumerate(blocks):
@@ -93,7 +92,7 @@ def classical_bands(
             values, valid = read(a - halo, c0 - halo, b - a + 2 * halo, c1 - c0 + 2 * halo)
             pending.append((i, done, a, c0, pool.submit(compute, values, valid, a, c0)))
             del values, valid
-            while pending and (len(pending) >= AHEAD or k == len(blocks) - 1):
+            while pending and (len(pending) >= ahead or k == len(blocks) - 1):
                 i, done, a, c0, job = pending.popleft()
                 masks, heights = job.result()
                 yield a, c0, masks, heights

@@ -331,6 +331,14 @@ class ClassicalConfig(DsmList, Config):
             "check": positive,
         },
     )
+    workers: int = field(
+        default=2,
+        metadata={
+            "help": "Blocks computed at a time, each in its own thread: 2 is fastest on two or "
+            "more cores; 1 holds one block's arrays instead of two (about 90 MB less).",
+            "check": positive,
+        },
+    )
 
     def validate(self) -> None:
         self.check_dsms()

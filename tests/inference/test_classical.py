@@ -150,8 +150,9 @@ def test_per_threshold_heights_give_nested_masks() -> None:
     assert masks.tolist() == [[[1, 1, 255]], [[1, 0, 255]]]
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
 def test_blocks_computed_ahead_come_in_order_and_stop_with_the_consumer(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     """Blocks are computed two at a time in threads: they must still come left to right, band
     after band, equal to the whole image, and a consumer that stops early (cancel, error) must
@@ -166,7 +167,9 @@ def test_blocks_computed_ahead_come_in_order_and_stop_with_the_consumer(
     monkeypatch.setattr(classical, "MIN_BLOCK_COLS", 8)
     dsm = smooth_dsm(60, 90, 5)
     valid = np.isfinite(dsm)
-    config = ClassicalConfig(dsm=Path("in.tif"), output=Path("out.tif"), thresholds=[2.0, 5.0])
+    config = ClassicalConfig(
+        dsm=Path("in.tif"), output=Path("out.tif"), thresholds=[2.0, 5.0], workers=workers
+    )
     ref = config.calculation().heights(dsm, valid, 1.0)
     pad = config.calculation().halo_px(1.0)
     padded = np.pad(dsm, pad, constant_values=np.nan)

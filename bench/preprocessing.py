@@ -70,7 +70,8 @@ def feature_figures(
 ) -> list[dict[str, Any]]:
     """Mpx/s of the model's feature channels and of the adaptive classical method's heights
     (whole arrays in memory: the filters alone, no reading or writing)."""
-    from engine.features.ground import AdaptiveParams, GroundStack, adaptive_heights
+    from engine.features.config import AdaptiveParams
+    from engine.features.ground import GroundStack, adaptive_heights
     from engine.features.spec import FeatureSpec
 
     mpx = size * size / 1e6

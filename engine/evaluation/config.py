@@ -11,7 +11,7 @@ from engine.config.base import Config, between, positive
 from engine.config.base import non_negative as _non_negative
 from engine.errors import ConfigError
 from engine.evaluation.naming import model_labels, slug
-from engine.features.ground import AdaptiveParams
+from engine.features.config import AdaptiveParams
 
 
 def _thresholds_ok(value: Any) -> str | None:

@@ -26,10 +26,9 @@ from numpy.typing import NDArray
 
 from engine.config.base import Config, positive
 from engine.errors import ConfigError
+from engine.features.config import AdaptiveParams, Ground
 from engine.features.filters import odd_px
 from engine.features.ground import (
-    AdaptiveParams,
-    Ground,
     GroundStack,
     adaptive_halo_px,
     adaptive_heights,

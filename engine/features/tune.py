@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.features.ground import AdaptiveParams, Ground, GroundStack, open_weight
+from engine.features.config import AdaptiveParams, Ground
+from engine.features.ground import GroundStack, open_weight
 
 
 @dataclass

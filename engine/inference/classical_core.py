@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.data.labels import nest_masks
+from engine.features.config import AdaptiveParams
 from engine.features.filters import odd_px, smoothed_minimum
 from engine.features.ground import (
-    AdaptiveParams,
     GroundStack,
     adaptive_halo_px,
     adaptive_heights,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from engine.config.base import Config, fraction, positive, thresholds_ok
 from engine.config.base import non_negative as _non_negative
 from engine.errors import ConfigError
-from engine.features.ground import AdaptiveParams
+from engine.features.config import AdaptiveParams
 from engine.inference.classical_core import METHODS, ClassicalMethod
 
 

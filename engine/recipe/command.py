@@ -31,7 +31,7 @@ from engine.errors import ConfigError
 from engine.evaluation.command import run_evaluate
 from engine.evaluation.config import EvaluateConfig
 from engine.events import NullReporter, Reporter
-from engine.features.ground import AdaptiveParams
+from engine.features.config import AdaptiveParams
 from engine.io.files import atomic_write_text, output_path
 from engine.recipe.config import CrossvalConfig, HeldOutSite, RecipeConfig
 from engine.recipe.table import crossval_table, write_table

@@ -11,7 +11,7 @@ from engine.data.config import PreprocessConfig, SiteConfig
 from engine.data.sites import load_site
 from engine.data.split import SiteTiles, holdout_rect
 from engine.events import Reporter
-from engine.features.ground import AdaptiveParams
+from engine.features.config import AdaptiveParams
 from engine.features.tune import TuningSite, tune_adaptive
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from engine.features.config import AdaptiveParams, Ground
 from engine.features.filters import (
     box_fraction,
     box_mean,
@@ -19,8 +20,6 @@ from engine.features.filters import (
 )
 from engine.features.ground import (
     GROUND_FACTOR,
-    AdaptiveParams,
-    Ground,
     GroundStack,
     ground_halo_px,
 )

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,32 @@ def column_blocks(width: int, rows: int, halo: int, budget_px: int) -> list[tupl
     return [(c, min(c + cols, width)) for c in range(0, width, cols)]
 
 
+@dataclass(frozen=True)
+class _Block:
+    """One block of a band: its rows and columns (without the halo)."""
+
+    band: int  # index in the bands
+    done: float  # share of its band written once this block is
+    row: int
+    col: int
+    rows: int
+    cols: int
+
+
+def _plan_blocks(
+    bands: list[tuple[int, int]], first: int, stop: int, width: int, halo: int
+) -> list[_Block]:
+    """The blocks of bands ``first..stop-1`` in writing order."""
+    out = []
+    for i in range(first, stop):
+        a, b = bands[i]
+        cols = column_blocks(width, b - a, halo, BLOCK_PX)
+        out += [
+            _Block(i, n / len(cols), a, c0, b - a, c1 - c0) for n, (c0, c1) in enumerate(cols, 1)
+        ]
+    return out
+
+
 def classical_bands(
     read: Any,
     height: int,
@@ -71,32 +98,26 @@ def classical_bands(
     release the GIL), so a second core works while one block's masks are written."""
     method = config.calculation()
     halo = method.halo_px(pixel_size)
-    blocks = [
-        (i, n / len(cols), a, c0, c1)
-        for i in range(first, stop)
-        for a, b in [bands[i]]
-        for cols in [column_blocks(width, b - a, halo, BLOCK_PX)]
-        for n, (c0, c1) in enumerate(cols, start=1)
-    ]
+    blocks = _plan_blocks(bands, first, stop, width, halo)
 
-    def compute(values: NDArray[np.float32], valid: NDArray[np.bool_], a: int, c0: int) -> Any:
-        h = method.window(values, valid, a, c0, pixel_size)
+    def compute(values: NDArray[np.float32], valid: NDArray[np.bool_], blk: _Block) -> Any:
+        h = method.window(values, valid, blk.row, blk.col, pixel_size)
         return gap_masks(h, method.thresholds), [h] if with_heights else []
 
-    ahead = config.workers
-    pool = ThreadPoolExecutor(max_workers=ahead)
-    pending: deque[tuple[int, float, int, int, Future[Any]]] = deque()
+    pool = ThreadPoolExecutor(max_workers=config.workers)
+    pending: deque[tuple[_Block, Future[Any]]] = deque()
     try:
-        for k, (i, done, a, c0, c1) in enumerate(blocks):
-            b = bands[i][1]
-            values, valid = read(a - halo, c0 - halo, b - a + 2 * halo, c1 - c0 + 2 * halo)
-            pending.append((i, done, a, c0, pool.submit(compute, values, valid, a, c0)))
+        for k, blk in enumerate(blocks):
+            h, w = blk.rows + 2 * halo, blk.cols + 2 * halo
+            values, valid = read(blk.row - halo, blk.col - halo, h, w)
+            pending.append((blk, pool.submit(compute, values, valid, blk)))
             del values, valid
-            while pending and (len(pending) >= ahead or k == len(blocks) - 1):
-                i, done, a, c0, job = pending.popleft()
+            last = k == len(blocks) - 1
+            while pending and (len(pending) >= config.workers or last):
+                blk, job = pending.popleft()
                 masks, heights = job.result()
-                yield a, c0, masks, heights
-                reporter.progress((i - first + done) / (stop - first), "classical")
+                yield blk.row, blk.col, masks, heights
+                reporter.progress((blk.band - first + blk.done) / (stop - first), "classical")
     finally:  # also when the consumer stops early (cancel, error): no block left running
         pool.shutdown(wait=True, cancel_futures=True)
 

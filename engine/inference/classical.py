@@ -14,10 +14,9 @@ gap area, hole filling, batch mode, torchrun scale-out. Settings: :class:`Classi
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from engine.inference.naming import OutputNames, output_names
 from engine.inference.pipeline import ExtraSpec, Post, Windows, compute_reporter, write_outputs
 from engine.inference.readers import check_dsm, open_dsm
 from engine.inference.staging import Staging
+from engine.inference.stream import in_order
 from engine.io.grid import RasterInfo
 
 BLOCK_PX = 2**19
@@ -94,32 +94,30 @@ def classical_bands(
 ) -> Iterator[tuple[int, int, NDArray[np.uint8], list[NDArray[np.float32]]]]:
     """Windows ``(row, col, masks, heights)`` of bands ``first..stop-1``, each band in column
     blocks of at most :data:`BLOCK_PX` pixels (halo included), left to right. Blocks are read
-    here, in order, and computed ``config.workers`` at a time in worker threads (the filters
-    release the GIL), so a second core works while one block's masks are written."""
+    here, in order, and computed ``config.workers`` at a time in worker threads
+    (:func:`~engine.inference.stream.in_order`; the filters release the GIL), so a second core
+    works while one block's masks are written."""
     method = config.calculation()
     halo = method.halo_px(pixel_size)
     blocks = _plan_blocks(bands, first, stop, width, halo)
 
-    def compute(values: NDArray[np.float32], valid: NDArray[np.bool_], blk: _Block) -> Any:
-        h = method.window(values, valid, blk.row, blk.col, pixel_size)
-        return gap_masks(h, method.thresholds), [h] if with_heights else []
+    def read_all() -> Iterator[tuple[_Block, NDArray[np.float32], NDArray[np.bool_]]]:
+        for blk in blocks:  # in this thread: one reader, in order
+            yield (
+                blk,
+                *read(blk.row - halo, blk.col - halo, blk.rows + 2 * halo, blk.cols + 2 * halo),
+            )
 
-    pool = ThreadPoolExecutor(max_workers=config.workers)
-    pending: deque[tuple[_Block, Future[Any]]] = deque()
-    try:
-        for k, blk in enumerate(blocks):
-            h, w = blk.rows + 2 * halo, blk.cols + 2 * halo
-            values, valid = read(blk.row - halo, blk.col - halo, h, w)
-            pending.append((blk, pool.submit(compute, values, valid, blk)))
-            del values, valid
-            last = k == len(blocks) - 1
-            while pending and (len(pending) >= config.workers or last):
-                blk, job = pending.popleft()
-                masks, heights = job.result()
-                yield blk.row, blk.col, masks, heights
-                reporter.progress((blk.band - first + blk.done) / (stop - first), "classical")
-    finally:  # also when the consumer stops early (cancel, error): no block left running
-        pool.shutdown(wait=True, cancel_futures=True)
+    def compute(job: tuple[_Block, NDArray[np.float32], NDArray[np.bool_]]) -> Any:
+        blk, values, valid = job
+        h = method.window(values, valid, blk.row, blk.col, pixel_size)
+        return blk, gap_masks(h, method.thresholds), [h] if with_heights else []
+
+    # closed with this generator (cancel, error): no block left running
+    with contextlib.closing(in_order(read_all(), compute, config.workers, "classical")) as done:
+        for blk, masks, heights in done:
+            yield blk.row, blk.col, masks, heights
+            reporter.progress((blk.band - first + blk.done) / (stop - first), "classical")
 
 
 def run_classical(config: ClassicalConfig, reporter: Reporter) -> dict[str, Any]:

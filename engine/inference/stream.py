@@ -145,7 +145,7 @@ class Prefetcher:
         return False
 
     def _run(self, items: list[Any], produce: Callable[[Any], Any], workers: int) -> None:
-        pooled = _in_order(items, produce, workers) if workers > 1 else None
+        pooled = in_order(items, produce, workers, "reader") if workers > 1 else None
         try:
             if pooled is None:
                 for item in items:
@@ -183,11 +183,14 @@ class Prefetcher:
             self._thread.join(timeout=0.05)
 
 
-def _in_order(
-    items: list[Any], produce: Callable[[Any], Any], workers: int
+def in_order(
+    items: Iterable[Any], produce: Callable[[Any], Any], workers: int, name: str = "worker"
 ) -> Generator[Any, None, None]:
-    """``produce(item)`` of every item, ``workers`` at a time in a thread pool, in item order."""
-    with ThreadPoolExecutor(workers, thread_name_prefix="canopygaps-reader") as pool:
+    """``produce(item)`` of every item, ``workers`` at a time in a thread pool, in item order.
+    ``items`` is iterated in the consumer's thread, at most ``workers`` items ahead of the
+    results taken; when the consumer stops early, pending items are cancelled and running ones
+    finish before this returns."""
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"canopygaps-{name}") as pool:
         pending: deque[Future[Any]] = deque()
         try:
             for item in items:

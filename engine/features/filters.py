@@ -32,30 +32,19 @@ def box_sum(values: NDArray[Any], size: int) -> NDArray[np.float64]:
     """Sum over a ``size`` x ``size`` square (``size`` odd) centred on each pixel; zero outside.
 
     ``values`` must be integers (float64 holding integers below 2**53 / size**2): the result is
-    then exact, whatever the window offset. Boolean ``values`` (counts) take a cheaper path with
-    the same result: the outer product of the in-range counts when all are true, float32 running
-    sums otherwise (exact: every partial sum is an integer below 2**24)."""
-    if values.dtype == np.bool_:
-        return _box_count(values, size)
-    out = np.asarray(values, dtype=np.float64)
+    then exact, whatever the window offset. Booleans (counts) take cheaper paths with the same
+    result: the outer product of the in-range counts when all are true, else float32 running
+    sums (exact: every partial sum is an integer below 2**24)."""
+    counts = values.dtype == np.bool_
+    if counts and values.all():
+        rows, cols = (_in_range(n, size) for n in values.shape)
+        return np.multiply.outer(rows, cols)
+    out = np.asarray(values, dtype=np.float32 if counts else np.float64)
     for axis in (0, 1):
         out = ndimage.uniform_filter1d(out, size, axis=axis, mode="constant", cval=0.0)
         out *= size  # mean -> sum: exact, the mean of integers times their count
         np.rint(out, out=out)
-    return out
-
-
-def _box_count(flags: NDArray[np.bool_], size: int) -> NDArray[np.float64]:
-    """:func:`box_sum` of booleans."""
-    if flags.all():
-        rows, cols = (_in_range(n, size) for n in flags.shape)
-        return np.multiply.outer(rows, cols)
-    out = flags.astype(np.float32)
-    for axis in (0, 1):
-        out = ndimage.uniform_filter1d(out, size, axis=axis, mode="constant", cval=0.0)
-        out *= size
-        np.rint(out, out=out)
-    return out.astype(np.float64)
+    return out.astype(np.float64, copy=False)
 
 
 def _in_range(n: int, size: int) -> NDArray[np.float64]:
@@ -180,13 +169,20 @@ def slope(surface: NDArray[np.float64], pixel_size: float) -> NDArray[np.float32
     return out
 
 
-def _gradient(s: NDArray[np.float64], axis: int, holes: bool = True) -> NDArray[np.float64]:
+def _along(
+    axis: int, start: int | None, stop: int | None, step: int | None = None
+) -> tuple[slice, slice]:
+    """The index of ``start:stop:step`` along ``axis`` of a 2-D array."""
+    sl = slice(start, stop, step)
+    return (sl, slice(None)) if axis == 0 else (slice(None), sl)
+
+
+def _gradient(s: NDArray[np.float64], axis: int, holes: bool) -> NDArray[np.float64]:
     """Differences of :func:`slope` along ``axis`` (before dividing by the pixel size);
     ``holes``: whether ``s`` has undefined values (NaN) to work around."""
 
-    def at(start: int | None, stop: int | None) -> tuple[slice, ...]:
-        sl = slice(start, stop)
-        return (sl, slice(None)) if axis == 0 else (slice(None), sl)
+    def at(start: int | None, stop: int | None) -> tuple[slice, slice]:
+        return _along(axis, start, stop)
 
     d = np.diff(s, axis=axis)  # d[i] = s[i+1] - s[i]: ahead of i, behind i+1
     g = np.empty_like(s)
@@ -203,10 +199,7 @@ def _gradient(s: NDArray[np.float64], axis: int, holes: bool = True) -> NDArray[
     if lost.any():
         ahead, behind = d[at(1, None)][lost], d[at(None, -1)][lost]
         inner[lost] = np.where(np.isnan(ahead), behind, ahead)
-    undefined = np.isnan(g)  # no neighbour defined (surfaces are finite or NaN)
-    if undefined.any():
-        g[undefined] = 0.0
-    return g
+    return zero_nan(g)  # no neighbour defined (surfaces are finite or NaN)
 
 
 def pool_minimum(
@@ -265,29 +258,41 @@ def _upsample_axis(
     """One axis of :func:`upsample`: sub-pixel ``k`` of cell ``I`` mixes cell ``I`` with its
     neighbour on the sub-pixel's side, weights by distance; a NaN neighbour drops out (the
     cell's own value is kept), as beyond the array's ends. ``out``: the result's array."""
-
-    def at(sl: slice) -> tuple[slice, ...]:
-        return (sl, slice(None)) if axis == 0 else (slice(None), sl)
-
     shape = list(c.shape)
     shape[axis] *= factor
     out = np.empty(shape, dtype=np.float32) if out is None else out
     n = c.shape[axis]
     undefined = np.isnan(c)
     holes = bool(undefined.any())
-    scratch = np.empty_like(c[at(slice(1, n))])
+    scratch = np.empty_like(c[_along(axis, 1, n)])
     for k in range(factor):
         offset = (k + 0.5) / factor - 0.5  # sub-pixel position relative to its cell centre
         weight = abs(offset)
-        dst = out[at(slice(k, None, factor))]
+        dst = out[_along(axis, k, None, factor)]
         if offset > 0:  # neighbour I+1; the last cell has none and keeps its value
-            inner, beside, end = slice(0, n - 1), slice(1, n), slice(n - 1, n)
+            inner, beside, end = _along(axis, 0, n - 1), _along(axis, 1, n), _along(axis, n - 1, n)
         else:  # neighbour I-1; the first cell has none
-            inner, beside, end = slice(1, n), slice(0, n - 1), slice(0, 1)
-        mixed, own = dst[at(inner)], c[at(inner)]
-        np.multiply(c[at(beside)], np.float32(weight), out=mixed)
+            inner, beside, end = _along(axis, 1, n), _along(axis, 0, n - 1), _along(axis, 0, 1)
+        mixed, own = dst[inner], c[inner]
+        np.multiply(c[beside], np.float32(weight), out=mixed)
         mixed += np.multiply(own, np.float32(1.0 - weight), out=scratch)
-        dst[at(end)] = c[at(end)]
+        dst[end] = c[end]
         if holes:  # an undefined neighbour drops out (an undefined cell stays undefined)
-            np.copyto(mixed, own, where=undefined[at(beside)])
+            np.copyto(mixed, own, where=undefined[beside])
     return out
+
+
+def zero_nan(x: NDArray[np.floating]) -> NDArray[np.floating]:
+    """``x`` with undefined values (NaN) set to 0, in place (the arrays here hold no
+    infinities, which ``np.nan_to_num`` would also test for, at twice the cost)."""
+    nan = np.isnan(x)
+    if nan.any():
+        x[nan] = 0.0
+    return x
+
+
+def clamp(x: NDArray[np.floating], low: float, high: float) -> NDArray[np.floating]:
+    """``x`` clipped to ``[low, high]`` in place, in its own dtype (NaN stays NaN; cheaper
+    than ``np.clip``)."""
+    np.maximum(x, x.dtype.type(low), out=x)
+    return np.minimum(x, x.dtype.type(high), out=x)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +32,7 @@ from engine.features.config import AdaptiveParams, Ground
 from engine.features.filters import (
     box_fraction,
     box_sum,
+    clamp,
     grow_minimum,
     odd_px,
     pool_minimum,
@@ -38,7 +40,19 @@ from engine.features.filters import (
     smoothed_minimum,
     square_minimum,
     upsample,
+    zero_nan,
 )
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def two_at_a_time(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``fn`` of each of ``items``, in order, two at a time in threads: numpy and the filters
+    release the GIL on whole arrays, so the second core works on another window or band."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(fn, items))
+
 
 GROUND_FACTOR = 2
 """Ground estimates are computed on cells of ``GROUND_FACTOR`` x ``GROUND_FACTOR`` pixels (the
@@ -115,8 +129,7 @@ class GroundStack:
         return self._slopes[w]
 
     def prefetch(self, windows_m: Sequence[float]) -> None:
-        """Compute the smoothed minima and slopes of ``windows_m`` two at a time: the filters
-        release the GIL, so a second core works on another window."""
+        """Compute the smoothed minima and slopes of ``windows_m``, :func:`two_at_a_time`."""
         todo = sorted({self._cells_of(w) for w in windows_m} - set(self._minima))
         for w in todo:  # shared counts and minima first (dict writes stay in this thread;
             self.count(w)  # ascending, so each minimum grows from a smaller one)
@@ -127,9 +140,8 @@ class GroundStack:
             m = smoothed_minimum(self.cells, self.cells_valid, w, w, self._counts[w], low)
             return w, m, slope(np.where(self.cells_valid, m, np.nan), self.cell)
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for w, m, g in pool.map(one, todo):
-                self._minima[w], self._slopes[w] = m, g
+        for w, m, g in two_at_a_time(one, todo):
+            self._minima[w], self._slopes[w] = m, g
 
     def _ground_key(self, g: Ground) -> tuple[int, float]:
         return self._cells_of(g.window_m), g.slope
@@ -182,15 +194,13 @@ class GroundStack:
         return self._fine[key]
 
     def grounds(self, grounds: Sequence[Ground]) -> list[NDArray[np.float32]]:
-        """:meth:`ground` of each of ``grounds``, interpolated two at a time (threads: numpy
-        releases the GIL on whole arrays)."""
+        """:meth:`ground` of each of ``grounds``, interpolated :func:`two_at_a_time`."""
         by_key = {self._ground_key(g): g for g in grounds}
         todo = [k for k in by_key if ("ground", *k) not in self._fine]
         cells = {k: self.cell_ground(by_key[k]) for k in todo}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            fines = pool.map(lambda k: self._upsample(cells[k]), todo)
-            for key, fine in zip(todo, fines, strict=True):
-                self._fine[("ground", *key)] = fine
+        fines = two_at_a_time(lambda k: self._upsample(cells[k]), todo)
+        for key, fine in zip(todo, fines, strict=True):
+            self._fine[("ground", *key)] = fine
         return [self.ground(g) for g in grounds]
 
     def minimum(
@@ -209,12 +219,10 @@ class GroundStack:
         """Ground estimate ``g`` at the pixels (metres; NaN where undefined)."""
         return self.fine(("ground", *self._ground_key(g)), lambda: self.cell_ground(g))
 
-    def openness(
-        self, params: AdaptiveParams, out: NDArray[np.float32] | None = None
-    ) -> NDArray[np.float32]:
-        """:meth:`cell_openness` at the pixels (see :meth:`fine` for ``out``)."""
+    def openness(self, params: AdaptiveParams) -> NDArray[np.float32]:
+        """:meth:`cell_openness` at the pixels."""
         key = ("open", *(getattr(params, k) for k in OPENNESS_KEYS))
-        return self.fine(key, lambda: self.cell_openness(params), out)
+        return self.fine(key, lambda: self.cell_openness(params))
 
 
 OPENNESS_KEYS = (
@@ -250,15 +258,13 @@ def adaptive_halo_px(params: AdaptiveParams, thresholds: Sequence[float], pixel_
 
 def open_weight(openness: NDArray[np.floating], params: AdaptiveParams) -> NDArray[np.float32]:
     """Weight of the small-window ground: 1 in open forest, 0 under closed canopy."""
-    share = openness.astype(np.float32)  # a copy; NaN (no valid cell near) counts as closed
-    np.copyto(share, np.float32(0.0), where=np.isnan(share))
+    share = zero_nan(openness.astype(np.float32))  # a copy; no valid cell near counts as closed
     if params.ramp <= 0:
         return (share >= params.open_share).astype(np.float32)
     share -= np.float32(params.open_share)
     share /= np.float32(params.ramp)
     share += np.float32(0.5)
-    np.maximum(share, np.float32(0.0), out=share)
-    return np.minimum(share, np.float32(1.0), out=share)
+    return clamp(share, 0.0, 1.0)
 
 
 def adaptive_heights(
@@ -290,20 +296,8 @@ def adaptive_heights(
         np.subtract(stack.values, ground, out=out[i], dtype=np.float32)
         out[i][invalid] = np.nan
 
-    with ThreadPoolExecutor(max_workers=2) as pool:  # numpy releases the GIL
-        list(pool.map(band, sorted(set(first.values()))))
+    two_at_a_time(band, sorted(set(first.values())))
     for i, t in enumerate(thresholds):
         if first[params.at(t)] != i:
             out[i] = out[first[params.at(t)]]
     return out
-
-
-def ground_heights(stack: GroundStack, g: Ground) -> NDArray[np.float32]:
-    """Heights above one ground estimate (NaN where undefined)."""
-    return _heights(stack, stack.ground(g))
-
-
-def _heights(stack: GroundStack, ground: NDArray[np.floating]) -> NDArray[np.float32]:
-    h = np.subtract(stack.values, ground, dtype=np.float32)
-    h[~(stack.valid & np.isfinite(ground))] = np.nan
-    return h

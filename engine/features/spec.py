@@ -18,7 +18,6 @@ whole-image values bit for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,12 +26,13 @@ from numpy.typing import NDArray
 from engine.config.base import Config, positive
 from engine.errors import ConfigError
 from engine.features.config import AdaptiveParams, Ground
-from engine.features.filters import odd_px
+from engine.features.filters import clamp, odd_px, zero_nan
 from engine.features.ground import (
     GroundStack,
     adaptive_halo_px,
     adaptive_heights,
     ground_halo_px,
+    two_at_a_time,
 )
 
 FEATURES_METHOD = "multiscale_ground"
@@ -112,13 +112,12 @@ class FeatureSpec(Config):
             height = stack.minimum(w, out=out[2 * i])
             np.subtract(values, height, out=height, dtype=np.float32)
             self._height(height)
-            _zero_nan(_clamp(stack.slope(w, out=out[2 * i + 1]), 0.0, self.slope_clip))
+            zero_nan(clamp(stack.slope(w, out=out[2 * i + 1]), 0.0, self.slope_clip))
 
-        with ThreadPoolExecutor(max_workers=2) as pool:  # numpy releases the GIL
-            list(pool.map(multiscale, range(len(self.windows_m))))
+        two_at_a_time(multiscale, range(len(self.windows_m)))
         k = 2 * len(self.windows_m)
         out[k] = stack.openness(self.adaptive)  # kept: the adaptive heights use it too
-        _zero_nan(out[k])
+        zero_nan(out[k])
         adaptive_heights(stack, self.adaptive, self.thresholds, out=out[k + 1 :])
         for band in out[k + 1 :]:
             self._height(band)
@@ -128,22 +127,9 @@ class FeatureSpec(Config):
     def _height(self, h: NDArray[np.float32]) -> None:
         """Heights (m, float32, in place) as a channel: clipped, scaled, 0 where undefined."""
         c = self.clip_m
-        _clamp(h, -c, c)
+        clamp(h, -c, c)
         h /= self.scale_m
-        _zero_nan(h)
-
-
-def _clamp(x: NDArray[np.float32], low: float, high: float) -> NDArray[np.float32]:
-    """``x`` clipped to ``[low, high]`` in place (NaN stays NaN; cheaper than ``np.clip``)."""
-    np.maximum(x, np.float32(low), out=x)
-    return np.minimum(x, np.float32(high), out=x)
-
-
-def _zero_nan(x: NDArray[np.float32]) -> None:
-    """Undefined values (NaN) set to 0 in place; the arrays here hold no infinities."""
-    nan = np.isnan(x)
-    if nan.any():
-        x[nan] = 0.0
+        zero_nan(h)
 
 
 def base_channels(spec: FeatureSpec, thresholds: Sequence[float]) -> list[int]:

@@ -11,12 +11,14 @@ from engine.features.filters import (
     box_fraction,
     box_mean,
     box_sum,
+    clamp,
     grow_minimum,
     pool_minimum,
     slope,
     smoothed_minimum,
     square_minimum,
     upsample,
+    zero_nan,
 )
 from engine.features.ground import (
     GROUND_FACTOR,
@@ -116,6 +118,14 @@ def test_minimum_grown_too_far_is_refused() -> None:
     for grown in (11, 6, 3):  # d = 3 > 5 // 2; an odd difference; smaller
         with pytest.raises(ValueError, match="cannot grow"):
             grow_minimum(low, 5, grown)
+
+
+def test_clamp_and_zero_nan_work_in_place_like_clip_and_nan_to_num() -> None:
+    x = np.array([-80.0, -1.5, 0.0, 12.25, 75.0, np.nan], np.float32)
+    clipped = np.clip(x, -50, 50)
+    assert clamp(x, -50, 50) is x and np.array_equal(x, clipped, equal_nan=True)
+    assert x.dtype == np.float32
+    assert zero_nan(x) is x and np.array_equal(x, np.nan_to_num(clipped, nan=0.0))
 
 
 def test_upsample_into_an_array_equals_a_new_one() -> None:

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from engine.errors import GridError, InputError
 from engine.io.checks import check_band, check_projected
 from engine.io.grid import RasterInfo, make_info
-from engine.io.raster import RasterReader, read_info
+from engine.io.raster import RasterReader, read_info, warp_source_nodata
 
 
 class WindowReader(Protocol):
@@ -105,20 +105,14 @@ class ResampledReader:
 
         self._base = RasterReader(path, "DSM", band=band)
         self.info = grid
-        ds = self._base.dataset
-        src_nodata = (
-            ds.nodata
-            if ds.nodata is not None
-            else (np.nan if np.dtype(ds.dtypes[0]).kind == "f" else None)
-        )
         self._vrt: Any = WarpedVRT(
-            ds,
+            self._base.dataset,
             crs=grid.crs,
             transform=grid.transform,
             width=grid.width,
             height=grid.height,
             resampling=Resampling.bilinear,
-            src_nodata=src_nodata,
+            src_nodata=warp_source_nodata(self._base.dataset),
             nodata=np.nan,
             dtype="float32",
         )

@@ -263,16 +263,20 @@ def _require_crs(src: RasterInfo, ref: RasterInfo) -> None:
         )
 
 
+def warp_source_nodata(ds: Any) -> float | None:
+    """The ``src_nodata`` of a ``WarpedVRT`` over dataset ``ds``: its nodata value, else NaN
+    for floating-point data (NaN marks nodata there), else none."""
+    if ds.nodata is not None:
+        return float(ds.nodata)
+    return np.nan if np.dtype(ds.dtypes[0]).kind == "f" else None
+
+
 def _warped_band(
     reader: RasterReader, ref: RasterInfo, resampling: str, band: int
 ) -> NDArray[np.float32]:
     """Band ``band`` of ``reader`` warped onto ``ref`` (float32, NaN outside and at nodata)."""
     ds, src = reader.dataset, reader.info
-    src_nodata = (
-        ds.nodata
-        if ds.nodata is not None
-        else (np.nan if np.dtype(src.dtype).kind == "f" else None)
-    )
+    src_nodata = warp_source_nodata(ds)
     try:
         with WarpedVRT(
             ds,

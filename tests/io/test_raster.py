@@ -184,3 +184,26 @@ def test_forestgapr_file_without_crs_reads(shared_data: Path) -> None:
     assert info.crs is None and info.shape == (200, 200) and info.pixel_size == 1.0
     values, valid = read_window(info.path, 0, 0, 200, 200)
     assert valid.mean() > 0.9 and np.isnan(values[~valid]).all()
+
+
+@pytest.mark.parametrize("tagged", [True, False], ids=["nodata-tag", "nan-untagged"])
+def test_resampling_never_blends_nodata_into_heights(tmp_path: Path, tagged: bool) -> None:
+    """Both resampling readers (read_aligned, infer's ResampledReader) treat the source's
+    nodata as missing: a -9999 tag, or NaN in a float raster without a tag. Blended in, -9999
+    would make deep false gaps around every hole."""
+    from engine.inference.readers import ResampledReader
+
+    t2 = Affine(2.0, 0, 500000.0, 0, -2.0, 4000000.0)
+    heights = np.full((20, 20), 30.0, np.float32)
+    heights[8:12, 8:12] = -9999.0 if tagged else np.nan
+    src = _write(tmp_path / "hole.tif", heights, t2, "EPSG:32618", -9999.0 if tagged else None)
+    ref = make_info(40, 40, T1, "EPSG:32618")
+    aligned, ok = read_aligned(src, ref)
+    reader = ResampledReader(src, ref)
+    try:
+        windowed, ok_w = reader.read_window(0, 0, 40, 40)
+    finally:
+        reader.close()
+    for values, valid in ((aligned, ok), (windowed, ok_w)):
+        assert not valid[18:22, 18:22].any()  # the hole stays a hole
+        assert np.allclose(values[valid], 30.0)  # and nothing around it is pulled down

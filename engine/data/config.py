@@ -208,6 +208,17 @@ class PreprocessConfig(Config):
     terrain_max_slope_deg: float = field(
         default=40.0, metadata={"help": "Steepest plane slope (degrees) of the terrain copies."}
     )
+    coarse_copies: int = field(
+        default=0,
+        metadata={
+            "help": "Training-split copies of every site, tilted like the terrain copies, seen "
+            "as a coarser lidar product: highest DSM and mean DTM per coarse_factor cells, "
+            "interpolated back (labels from that DSM - DTM)."
+        },
+    )
+    coarse_factor: int = field(
+        default=2, metadata={"help": "Pixels per side of the coarse copies' cells (2 or more)."}
+    )
     pixel_size: float | None = field(
         default=None, metadata={"help": "Resample every site to this pixel size (m)."}
     )
@@ -233,6 +244,10 @@ class PreprocessConfig(Config):
             raise ConfigError(
                 "Config keys 'terrain_copies' (>= 0) and 'terrain_max_slope_deg' (0-80) are out "
                 "of range."
+            )
+        if self.coarse_copies < 0 or self.coarse_factor < 2:
+            raise ConfigError(
+                "Config keys 'coarse_copies' (>= 0) and 'coarse_factor' (>= 2) are out of range."
             )
 
     def input_transform(self, pixel_size: float) -> InputTransform:

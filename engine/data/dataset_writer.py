@@ -21,8 +21,9 @@ import numpy as np
 
 from engine import __version__
 from engine.data.config import PreprocessConfig
+from engine.data.copies import copy_count, site_copy
 from engine.data.labels import LABEL_RULE, NODATA_LABEL
-from engine.data.sites import PreparedSite, site_dsm
+from engine.data.sites import PreparedSite
 from engine.data.split import SPLITS, SplitResult
 from engine.data.tiling import Tile, cut
 from engine.events import Reporter
@@ -43,11 +44,11 @@ class DatasetLayout:
     """Where every tile goes and how large the split arrays are."""
 
     slots: dict[str, list[Slot]]
-    """Per site name, its tiles' slots (training slots also take its terrain copies)."""
+    """Per site name, its tiles' slots (training slots also take its copies)."""
     counts: dict[str, int]
-    """Tiles per split (training tiles with their terrain copies)."""
+    """Tiles per split (training tiles with their copies)."""
     n_train: int
-    """Training tiles before terrain copies: copy ``c`` of slot ``k`` is ``k + c * n_train``."""
+    """Training tiles before their copies: copy ``c`` of slot ``k`` is ``k + c * n_train``."""
     channels: int
     n_thresholds: int
     tile_size: int
@@ -71,7 +72,7 @@ def plan_layout(split: SplitResult, config: PreprocessConfig, n_thresholds: int)
         for k, (name, t) in enumerate(split.splits[s]):
             slots[name].append((s, k, t))
     counts = {s: len(split.splits[s]) for s in SPLITS}
-    counts["train"] *= 1 + config.terrain_copies
+    counts["train"] *= 1 + copy_count(config)
     return DatasetLayout(
         slots=slots,
         counts=counts,
@@ -83,7 +84,7 @@ def plan_layout(split: SplitResult, config: PreprocessConfig, n_thresholds: int)
 
 
 def tile_count(slots: list[Slot], copies: int) -> int:
-    """Tiles a site writes: each slot once, training slots once more per terrain copy."""
+    """Tiles a site writes: each slot once, training slots once more per copy."""
     return len(slots) + copies * sum(1 for s, _, _ in slots if s == "train")
 
 
@@ -126,7 +127,7 @@ class SplitArrays:
         )
 
     def write_site(self, prep: PreparedSite, config: PreprocessConfig, index: int) -> None:
-        """Cut site ``index``'s tiles (and their terrain copies) into their slots."""
+        """Cut site ``index``'s tiles (and their copies) into their slots."""
         slots = self.layout.slots[prep.data.name]
         n_total, before = max(1, self.layout.n_tiles), self.done
 
@@ -134,7 +135,7 @@ class SplitArrays:
             self.reporter.progress(0.5 + 0.48 * (before + n) / n_total, "write tiles")
 
         write_site_tiles(prep, slots, self.arrays, config, index, self.layout.n_train, progress)
-        n_site = tile_count(slots, config.terrain_copies)
+        n_site = tile_count(slots, copy_count(config))
         progress(n_site)  # also checks for cancel
         self.done += n_site
 
@@ -149,40 +150,46 @@ def write_site_tiles(
     progress: Callable[[int], None],
 ) -> None:
     """Cut the site's tiles (model input computed here on the whole site, once per copy) into
-    their ``(split, index)`` slots; terrain copies of training tiles go to slot
-    ``index + copy * n_train`` of the training split. ``progress(tiles_done)`` every 16 tiles
+    their ``(split, index)`` slots; copies of training tiles (:mod:`engine.data.copies`) go to
+    slot ``index + copy * n_train`` of the training split. ``progress(tiles_done)`` every 16 tiles
     (it may raise ``Cancelled``)."""
     data, size = prep.data, config.tile_size
     transform = config.input_transform(data.grid.pixel_size)
     done = 0
-    for copy in range(1 + config.terrain_copies):
-        x = transform.whole(site_dsm(prep, config, index, copy), data.dsm_valid)
+    for copy in range(1 + copy_count(config)):
+        c = site_copy(prep, config, index, copy)
+        x = transform.whole(c.dsm, c.dsm_valid)
         for split, k, t in slots:
             if copy and split != "train":
                 continue
             inputs, labs, chms = arrays[split]
             slot = k + copy * n_train
             inputs.write(slot, cut(x, t.row, t.col, size, 0.0))
-            labs.write(slot, cut(prep.labels, t.row, t.col, size, NODATA_LABEL))
-            chm_t = cut(data.chm, t.row, t.col, size, np.nan)
-            ok_t = cut(data.valid, t.row, t.col, size, False)
+            labs.write(slot, cut(c.labels, t.row, t.col, size, NODATA_LABEL))
+            chm_t = cut(c.chm, t.row, t.col, size, np.nan)
+            ok_t = cut(c.valid, t.row, t.col, size, False)
             chms.write(slot, np.where(ok_t, chm_t, np.nan)[None])
             done += 1
             if done % 16 == 0:
                 progress(done)
-        del x
+        del x, c
 
 
-def write_tile_records(folder: Path, split: SplitResult, copies: int, n_train: int) -> None:
+def write_tile_records(
+    folder: Path, split: SplitResult, config: PreprocessConfig, n_train: int
+) -> None:
     """``<split>/tiles.json``: each tile's ``{"site", "row", "col"}`` in slot order; training
-    terrain copies follow as ``{..., "terrain_copy": c}``."""
+    copies follow as ``{..., "terrain_copy": c}`` (and ``"coarse": true`` for coarse copies)."""
+    copies, terrain = copy_count(config), config.terrain_copies
     for s in SPLITS:
         records: list[dict[str, Any]] = [
             {"site": name, "row": t.row, "col": t.col} for name, t in split.splits[s]
         ]
         if s == "train":
             records += [
-                {**r, "terrain_copy": c} for c in range(1, copies + 1) for r in records[:n_train]
+                {**r, "terrain_copy": c, **({"coarse": True} if c > terrain else {})}
+                for c in range(1, copies + 1)
+                for r in records[:n_train]
             ]
         atomic_write_text(folder / s / "tiles.json", json.dumps(records))
 
@@ -210,6 +217,8 @@ def build_manifest(
         "normalisation": {} if features else config.normalisation.to_dict(),
         "features": features.to_dict() if features else None,
         "terrain_copies": config.terrain_copies,
+        "coarse_copies": config.coarse_copies,
+        "coarse_factor": config.coarse_factor,
         "label_rule": {
             **LABEL_RULE,
             "min_area_m2": config.min_gap_area_m2,

@@ -200,7 +200,7 @@ def write_dataset(
                     prep = prepare_site(site, config, i, thresholds)
                 arrays.write_site(prep, config, i)
                 del prep  # the next site is loaded without this one
-        write_tile_records(tmp, split, config.terrain_copies, layout.n_train)
+        write_tile_records(tmp, split, config, layout.n_train)
         manifest = build_manifest(
             config, thresholds, plans.stats, plans.pixel_sizes, split, layout.counts
         )

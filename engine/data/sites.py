@@ -48,6 +48,8 @@ class PreparedSite:
 
     data: SiteData
     labels: NDArray[np.uint8]
+    thresholds: list[float]
+    """The labels' thresholds, in the order of their bands."""
 
 
 def reference_grid(site: SiteConfig, config: PreprocessConfig) -> RasterInfo:
@@ -171,20 +173,7 @@ def prepare_site(
         config.max_gap_area_m2,
         config.nested,
     )
-    return PreparedSite(data, labels)
-
-
-def site_dsm(prep: PreparedSite, config: PreprocessConfig, index: int, copy: int) -> Any:
-    """The site's DSM (``copy`` 0) or its ``copy``-th terrain copy (seeded)."""
-    from engine.data.synthetic import tilt_surface
-
-    data = prep.data
-    if copy == 0:
-        return data.dsm
-    rng = np.random.default_rng([config.seed, index, copy, 7])
-    shape = (data.dsm.shape[0], data.dsm.shape[1])
-    tilt = tilt_surface(shape, rng, data.grid.pixel_size, config.terrain_max_slope_deg)
-    return np.where(data.dsm_valid, data.dsm + tilt, np.nan).astype(np.float32)
+    return PreparedSite(data, labels, list(thresholds))
 
 
 def _grid_dict(grid: RasterInfo) -> dict[str, Any]:

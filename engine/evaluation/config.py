@@ -143,8 +143,9 @@ class EvaluateConfig(Config):
     resample: bool = field(
         default=False,
         metadata={
-            "help": "Run models on DSMs of another pixel size by resampling them to the model's "
-            "(the model's masks are then compared on that grid)."
+            "help": "Run models on DSMs of another pixel size by resampling them to the model's; "
+            "the classical methods then run on the same resampled DSM, so every method is "
+            "compared on that grid against the same labels."
         },
     )
     thresholds: list[float] | None = field(

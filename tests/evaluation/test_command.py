@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 
 from engine.api import run
@@ -386,6 +387,54 @@ def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_pa
     assert "| classical |" in md and "| ref21 |" in md and "| tiny |" in md
     with open(out / "metrics.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 5 * 3
+
+
+def test_resample_runs_every_method_on_the_model_grid(tmp_path: Path) -> None:
+    """A 2 m DSM and a 1 m model with ``resample``: the classical methods run on the DSM
+    resampled to 1 m too, so every method is scored on the same 1 m grid against the same
+    labels (same pixel totals); the resampled copy does not stay in the report."""
+    torch = pytest.importorskip("torch")
+    from engine.models.modelfile import ModelDescription, save_model
+    from engine.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet", base_channels=4, depth=3, thresholds=THRESHOLDS, norm="batch")
+    norm = {"window_m": 16.0, "percentile": 2.0, "scale": 10.0, "clip_m": 80.0}
+    desc = ModelDescription(
+        architecture={}, thresholds=THRESHOLDS, tile_size=64, pixel_size=1.0, normalisation=norm
+    )
+    model_path = tmp_path / "tiny.safetensors"
+    save_model(model_path, model.eval(), desc)
+    chm = scene(3, size=80)
+    dtm = np.full(chm.shape, 100.0, np.float32)
+    dsm = np.where(np.isfinite(chm), chm + dtm, np.nan).astype(np.float32)
+    out = tmp_path / "out"
+    p = {
+        "sites": [
+            {
+                "name": "a",
+                "dsm": str(write(tmp_path / "dsm.tif", dsm, pixel=2.0, nodata=-9999.0)),
+                "reference_dtm": str(write(tmp_path / "dtm.tif", dtm, pixel=2.0)),
+            }
+        ],
+        "models": [str(model_path)],
+        "classical": True,
+        "resample": True,
+        "output": str(out),
+    }
+    run("evaluate", p)
+    methods = json.loads((out / "metrics.json").read_text())["sites"]["a"]["methods"]
+    totals = {
+        name: sum(m["thresholds"][0]["pixel"][k] for k in ("tp", "fp", "fn", "tn"))
+        for name, m in methods.items()
+    }
+    assert set(totals) == {"classical", "ref21", "tiny"}
+    (total,) = set(totals.values())  # one grid for all
+    assert 160 * 160 - 64 < total < 160 * 160  # 1 m pixels but the corner without data
+    for name in totals:
+        with rasterio.open(out / "predictions" / "a" / f"{name}.tif") as ds:
+            assert ds.res == (1.0, 1.0) and ds.shape == (160, 160)
+    assert not (out / "inputs").exists()
 
 
 @pytest.mark.realdata

@@ -331,7 +331,9 @@ def test_config_errors(site_cfg: dict[str, Any], message: str, tmp_path: Path) -
         from_dict(EvaluateConfig, {"sites": [site_cfg], "output": str(tmp_path / "o")})
 
 
-def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_path: Path) -> None:
+def tiny_model(tmp_path: Path) -> tuple[Path, Any]:
+    """An untrained one-channel U-Net saved as ``tiny.safetensors`` (1 m pixels), and its
+    description."""
     torch = pytest.importorskip("torch")
     from engine.models.modelfile import ModelDescription, save_model
     from engine.models.registry import build_model
@@ -347,6 +349,14 @@ def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_pa
     )
     model_path = tmp_path / "tiny.safetensors"
     save_model(model_path, model.eval(), desc)
+    return model_path, desc
+
+
+def test_models_and_classical_baseline_in_one_table(site: dict[str, Any], tmp_path: Path) -> None:
+    from engine.models.modelfile import save_model
+    from engine.models.registry import build_model
+
+    model_path, desc = tiny_model(tmp_path)
     tall = build_model("unet", base_channels=4, depth=3, thresholds=THRESHOLDS, head="height")
     save_model(tmp_path / "tall.safetensors", tall.eval(), desc)  # it estimates canopy height
     chm = site["chm"]
@@ -393,18 +403,7 @@ def test_resample_runs_every_method_on_the_model_grid(tmp_path: Path) -> None:
     """A 2 m DSM and a 1 m model with ``resample``: the classical methods run on the DSM
     resampled to 1 m too, so every method is scored on the same 1 m grid against the same
     labels (same pixel totals); the resampled copy does not stay in the report."""
-    torch = pytest.importorskip("torch")
-    from engine.models.modelfile import ModelDescription, save_model
-    from engine.models.registry import build_model
-
-    torch.manual_seed(0)
-    model = build_model("unet", base_channels=4, depth=3, thresholds=THRESHOLDS, norm="batch")
-    norm = {"window_m": 16.0, "percentile": 2.0, "scale": 10.0, "clip_m": 80.0}
-    desc = ModelDescription(
-        architecture={}, thresholds=THRESHOLDS, tile_size=64, pixel_size=1.0, normalisation=norm
-    )
-    model_path = tmp_path / "tiny.safetensors"
-    save_model(model_path, model.eval(), desc)
+    model_path, _ = tiny_model(tmp_path)
     chm = scene(3, size=80)
     dtm = np.full(chm.shape, 100.0, np.float32)
     dsm = np.where(np.isfinite(chm), chm + dtm, np.nan).astype(np.float32)

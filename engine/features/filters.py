@@ -264,21 +264,23 @@ def _upsample_axis(
     n = c.shape[axis]
     undefined = np.isnan(c)
     holes = bool(undefined.any())
-    scratch = np.empty_like(c[_along(axis, 1, n)])
+    products: dict[float, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
     for k in range(factor):
         offset = (k + 0.5) / factor - 0.5  # sub-pixel position relative to its cell centre
         weight = abs(offset)
+        if weight not in products:  # sub-pixels k and factor-1-k share their weights
+            products[weight] = (c * np.float32(weight), c * np.float32(1.0 - weight))
+        near, far = products[weight]  # the neighbour's share, the cell's own share
         dst = out[_along(axis, k, None, factor)]
         if offset > 0:  # neighbour I+1; the last cell has none and keeps its value
             inner, beside, end = _along(axis, 0, n - 1), _along(axis, 1, n), _along(axis, n - 1, n)
         else:  # neighbour I-1; the first cell has none
             inner, beside, end = _along(axis, 1, n), _along(axis, 0, n - 1), _along(axis, 0, 1)
-        mixed, own = dst[inner], c[inner]
-        np.multiply(c[beside], np.float32(weight), out=mixed)
-        mixed += np.multiply(own, np.float32(1.0 - weight), out=scratch)
+        mixed = dst[inner]
+        np.add(near[beside], far[inner], out=mixed)
         dst[end] = c[end]
         if holes:  # an undefined neighbour drops out (an undefined cell stays undefined)
-            np.copyto(mixed, own, where=undefined[beside])
+            np.copyto(mixed, c[inner], where=undefined[beside])
     return out
 
 

@@ -138,6 +138,29 @@ def test_upsample_into_an_array_equals_a_new_one() -> None:
         assert np.array_equal(fresh, into, equal_nan=True)
 
 
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_upsample_is_bilinear_between_cell_centres(factor: int) -> None:
+    """A plane sampled at the cell centres comes back as the plane at every pixel centre between
+    cell centres; beyond the outer centres a pixel keeps its cell's value; a NaN neighbour drops
+    out (its neighbour's sub-pixels on that side keep their own cell's value)."""
+    ci, cj = np.mgrid[0:6, 0:7].astype(np.float64)
+    centre = (factor - 1) / 2  # pixel index of a cell's centre within the cell
+    coarse = 0.7 * ci - 0.3 * cj
+    fine = upsample(coarse, factor, (6 * factor, 7 * factor)).astype(np.float64)
+    r, c = np.mgrid[0 : 6 * factor, 0 : 7 * factor].astype(np.float64)
+    plane = 0.7 * (r - centre) / factor - 0.3 * (c - centre) / factor
+    inside = (r >= centre) & (r <= 5 * factor + centre) & (c >= centre) & (c <= 6 * factor + centre)
+    np.testing.assert_allclose(fine[inside], plane[inside], atol=1e-5)
+    np.testing.assert_allclose(fine[0, 0], coarse[0, 0], atol=1e-6)  # corner: its own cell
+    holed = -0.3 * cj  # constant along rows: the row pass does not change it
+    holed[2, 3] = np.nan
+    fine = upsample(holed, factor, (6 * factor, 7 * factor))
+    assert np.isnan(fine[2 * factor : 3 * factor, 3 * factor : 4 * factor]).all()
+    beside = fine[2 * factor : 3 * factor, 3 * factor - 1]  # cell (2, 2)'s last sub-pixels
+    np.testing.assert_allclose(beside, holed[2, 2], atol=1e-6)
+    assert fine[2 * factor, 2 * factor - 1] != pytest.approx(holed[2, 1])  # mixed, no hole
+
+
 def test_slope_of_a_plane_is_its_gradient() -> None:
     yy, xx = np.mgrid[0:20, 0:30].astype(np.float64)
     plane = 0.3 * xx + 0.4 * yy

@@ -66,6 +66,11 @@ class GroundStack:
     Works on the cell grid (:data:`GROUND_FACTOR`): a window must start at a row and column of
     the raster that are multiples of the factor (callers align their reads; see
     :func:`aligned_origin`), so that its cells are the raster's cells.
+
+    ``core`` (``row0, row1, col0, col1``, pixels of the window): the part whose pixel values
+    are wanted (a block without its halo). The cell grids cover the whole window, but
+    everything at the pixels (:meth:`ground`, :meth:`openness`, ...; :attr:`values` and
+    :attr:`valid`) covers only the core, with the values the whole window would have there.
     """
 
     def __init__(
@@ -74,10 +79,15 @@ class GroundStack:
         valid: NDArray[np.bool_],
         pixel_size: float,
         factor: int = GROUND_FACTOR,
+        core: tuple[int, int, int, int] | None = None,
     ) -> None:
-        self.values, self.valid, self.pixel_size = values, valid, pixel_size
+        self.pixel_size = pixel_size
         self.factor, self.cell = factor, pixel_size * factor
         self.cells, self.cells_valid = pool_minimum(values, valid, factor)
+        r0, r1, c0, c1 = core or (0, values.shape[0], 0, values.shape[1])
+        self.values, self.valid = values[r0:r1, c0:c1], valid[r0:r1, c0:c1]
+        self._rows = _cell_span(r0, r1, factor, self.cells.shape[0])
+        self._cols = _cell_span(c0, c1, factor, self.cells.shape[1])
         self._squares: dict[int, NDArray[np.floating]] = {}
         self._minima: dict[int, NDArray[np.float64]] = {}
         self._slopes: dict[int, NDArray[np.float32]] = {}
@@ -172,8 +182,17 @@ class GroundStack:
         """``cells`` interpolated to the pixels. Only valid cells take part: beyond a raster's
         edge a windowed filter is defined where a whole image has no cell at all, and the
         pixels must not depend on that."""
-        inside = np.where(self.cells_valid, cells, np.nan)
-        return upsample(inside, self.factor, self.values.shape, out)
+        (a, b, skip_r), (c, d, skip_c) = self._rows, self._cols
+        part = (slice(a, b), slice(c, d))
+        inside = np.where(self.cells_valid[part], cells[part], np.nan)
+        shape = self.values.shape
+        if skip_r == skip_c == 0:
+            return upsample(inside, self.factor, shape, out)
+        fine = upsample(inside, self.factor, (skip_r + shape[0], skip_c + shape[1]))
+        if out is None:
+            return np.ascontiguousarray(fine[skip_r:, skip_c:])
+        out[...] = fine[skip_r:, skip_c:]
+        return out
 
     def fine(
         self,
@@ -223,6 +242,15 @@ class GroundStack:
         """:meth:`cell_openness` at the pixels."""
         key = ("open", *(getattr(params, k) for k in OPENNESS_KEYS))
         return self.fine(key, lambda: self.cell_openness(params))
+
+
+def _cell_span(p0: int, p1: int, factor: int, n: int) -> tuple[int, int, int]:
+    """Cells ``a..b-1`` whose interpolation gives pixels ``p0..p1-1`` as the whole grid's
+    would (their cells and the neighbour each side, where the grid has one), and the pixels
+    from cell ``a``'s first to ``p0``."""
+    a = max(0, p0 // factor - 1)
+    b = min(n, -(-p1 // factor) + 1)
+    return a, b, p0 - a * factor
 
 
 OPENNESS_KEYS = (

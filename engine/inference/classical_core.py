@@ -74,13 +74,16 @@ class ClassicalMethod:
         """Heights of the window at ``(row, col)`` from a read with :meth:`halo_px` pixels of
         context each side (outside the raster = nodata); returns ``[K, h, w]`` without it."""
         halo = self.halo_px(pixel_size)
-        dr = dc = 0
+        rows, cols = values.shape[0] - 2 * halo, values.shape[1] - 2 * halo
         if self.method == "adaptive":  # start on the ground grid's cells: drop 0 or 1 rows/cols
             dr, dc = aligned_origin(row - halo), aligned_origin(col - halo)
-        h = self.heights(values[dr:, dc:], valid[dr:, dc:], pixel_size)
-        r, c = halo - dr, halo - dc
-        rows, cols = values.shape[0] - 2 * halo, values.shape[1] - 2 * halo
-        return np.ascontiguousarray(h[:, r : r + rows, c : c + cols])
+            r, c = halo - dr, halo - dc
+            stack = GroundStack(
+                values[dr:, dc:], valid[dr:, dc:], pixel_size, core=(r, r + rows, c, c + cols)
+            )  # pixels of the block only: the halo's are never computed
+            return adaptive_heights(stack, self.adaptive, self.thresholds)
+        h = self.heights(values, valid, pixel_size)
+        return np.ascontiguousarray(h[:, halo : halo + rows, halo : halo + cols])
 
     def heights(
         self, dsm: NDArray[np.floating], valid: NDArray[np.bool_], pixel_size: float

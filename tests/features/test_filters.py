@@ -23,6 +23,7 @@ from engine.features.filters import (
 from engine.features.ground import (
     GROUND_FACTOR,
     GroundStack,
+    adaptive_heights,
     ground_halo_px,
 )
 from engine.features.inputs import FeatureTransform
@@ -185,6 +186,32 @@ def test_windowed_features_equal_whole_image(window: tuple[int, int, int, int]) 
     )
     inner = part[:, halo : halo + h, halo : halo + w]
     assert np.array_equal(inner, whole[:, r : r + h, c : c + w])
+
+
+@pytest.mark.parametrize(
+    "core", [(0, 180, 0, 220), (37, 121, 50, 173), (2, 60, 1, 219), (0, 90, 37, 200)]
+)
+def test_a_core_gives_the_whole_windows_pixels_there(core: tuple[int, int, int, int]) -> None:
+    """A stack with a ``core`` computes the pixels of the core only, equal to the whole
+    stack's there (odd and even offsets, holes), and the adaptive heights likewise."""
+    dsm, valid = _surface(4)
+    dsm[70:90, 100:104] = np.nan
+    valid[70:90, 100:104] = False
+    params = AdaptiveParams(openness_window_m=21.0, openness_ground_window_m=9.0)
+    thresholds = [2.0, 5.0, 10.0]
+    whole, part = GroundStack(dsm, valid, 1.0), GroundStack(dsm, valid, 1.0, core=core)
+    r0, r1, c0, c1 = core
+    for name, get in (
+        ("minimum", lambda s: s.minimum(14.0)),
+        ("slope", lambda s: s.slope(14.0)),
+        ("ground", lambda s: s.ground(Ground(10.0, 0.75))),
+        ("openness", lambda s: s.openness(params)),
+        ("heights", lambda s: adaptive_heights(s, params, thresholds)),
+    ):
+        expected = get(whole)[..., r0:r1, c0:c1]
+        got = get(part)
+        assert got.shape == expected.shape, name
+        assert np.array_equal(got, expected, equal_nan=True), name
 
 
 @pytest.mark.parametrize("what", ["ground"])

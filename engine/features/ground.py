@@ -304,19 +304,20 @@ def adaptive_heights(
     """Heights above the adaptive ground, one band per threshold (NaN where undefined), in
     ``out`` (float32 ``[T, H, W]``) when given. Thresholds whose grounds are the same (e.g.
     beyond the table's end) share one band's work; two bands are worked on at a time."""
-    stack.prefetch([g.window_m for g in params.grounds(thresholds)])
-    stack.grounds([g for t in thresholds for g in params.at(t)])
+    pairs = [params.at(t) for t in thresholds]  # (small, large) per threshold
+    stack.prefetch([params.openness_ground.window_m] + [g.window_m for p in pairs for g in p])
+    stack.grounds([g for p in pairs for g in p])
     weight = open_weight(stack.openness(params), params)
     rest = np.float32(1.0) - weight
     invalid = ~stack.valid
     if out is None:
         out = np.empty((len(thresholds), *stack.values.shape), dtype=np.float32)
     first: dict[tuple[Ground, Ground], int] = {}
-    for i, t in enumerate(thresholds):
-        first.setdefault(params.at(t), i)
+    for i, pair in enumerate(pairs):
+        first.setdefault(pair, i)
 
     def band(i: int) -> None:
-        small, large = params.at(thresholds[i])
+        small, large = pairs[i]
         ground = np.multiply(weight, stack.ground(small))
         np.multiply(rest, stack.ground(large), out=out[i])
         ground += out[i]
@@ -325,7 +326,7 @@ def adaptive_heights(
         out[i][invalid] = np.nan
 
     two_at_a_time(band, sorted(set(first.values())))
-    for i, t in enumerate(thresholds):
-        if first[params.at(t)] != i:
-            out[i] = out[first[params.at(t)]]
+    for i, pair in enumerate(pairs):
+        if first[pair] != i:
+            out[i] = out[first[pair]]
     return out

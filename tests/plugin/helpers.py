@@ -84,3 +84,34 @@ class RecordingFeedback:
                 super().pushCommandInfo(info)
 
         return _Feedback()
+
+
+def run_and_load(alg_id: str, params: dict, project):
+    """``processing.runAndLoadResults`` into ``project`` (a ``QgsProject`` of the test's own)
+    instead of ``QgsProject.instance()``: the same post-processing (Processing loads the
+    outputs, the plugin's post-processors style them), without the session-wide project that
+    other tests' dialogs, widgets and pytest-qgis's stand-in canvas listen to. Returns
+    ``project``'s layers by source."""
+    from processing.core.Processing import Processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingOutputLayerDefinition,
+        QgsProcessingParameterRasterDestination,
+        QgsProcessingParameterVectorDestination,
+    )
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
+    destinations = (
+        QgsProcessingParameterRasterDestination,
+        QgsProcessingParameterVectorDestination,
+    )
+    params = dict(params)
+    for param in alg.parameterDefinitions():
+        if param.name() in params and isinstance(param, destinations):
+            params[param.name()] = QgsProcessingOutputLayerDefinition(params[param.name()], project)
+    context = QgsProcessingContext()
+    context.setProject(project)
+    Processing.runAlgorithm(alg, params, onFinish=handleAlgorithmResults, context=context)
+    return {lyr.source(): lyr for lyr in project.mapLayers().values()}

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugin.helpers import run_and_load
+
 pytestmark = pytest.mark.qgis
 
 INPROCESS, SUBPROCESS = "inprocess", "subprocess"
@@ -255,12 +257,10 @@ def test_classical_from_a_non_geotiff_layer(rasters, tmp_path, feedback_factory,
 
 
 def test_outputs_load_with_styles(provider, rasters, tmp_path):
-    import processing
-    from qgis.core import QgsProcessingContext, QgsProject
+    from qgis.core import QgsProject
 
-    context = QgsProcessingContext()
-    context.setProject(QgsProject.instance())
-    processing.runAndLoadResults(
+    project = QgsProject()
+    loaded = run_and_load(
         "canopygaps:classical",
         {
             "DSM": rasters["dsm"],
@@ -269,14 +269,14 @@ def test_outputs_load_with_styles(provider, rasters, tmp_path):
             "POLYGONS": str(tmp_path / "g.gpkg"),
             "BACKEND": INPROCESS,
         },
-        context=context,
+        project,
     )
-    layers = {lyr.source().split("|")[0]: lyr for lyr in QgsProject.instance().mapLayers().values()}
+    layers = {source.split("|")[0]: lyr for source, lyr in loaded.items()}
     mask = layers[str(tmp_path / "g.tif")]
     assert mask.renderer().type() == "paletted"
     polygons = layers[str(tmp_path / "g.gpkg")]
     assert polygons.renderer().type() == "graduatedSymbol"
-    QgsProject.instance().removeAllMapLayers()
+    project.removeAllMapLayers()
 
 
 # -- bad inputs --------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.plugin.helpers import run_and_load
+
 pytestmark = pytest.mark.qgis
 
 PARAMS = {"THRESHOLDS": "2,5", "WINDOW": 20, "BACKEND": "inprocess"}
@@ -76,22 +78,19 @@ def test_ogr_uri_adds_a_layer_to_an_existing_geopackage(provider, rasters, tmp_p
 
 
 def test_converted_outputs_load_with_styles(provider, rasters, tmp_path):
-    import processing
-    from qgis.core import QgsProcessingContext, QgsProject
+    from qgis.core import QgsProject
 
-    context = QgsProcessingContext()
-    context.setProject(QgsProject.instance())
     uri = f"ogr:dbname='{tmp_path / 'p.gpkg'}' table=\"my_gaps\" (geom)"
-    processing.runAndLoadResults(
+    project = QgsProject()
+    layers = run_and_load(
         "canopygaps:classical",
         {"DSM": rasters["dsm"], "OUTPUT": str(tmp_path / "g.img"), "POLYGONS": uri, **PARAMS},
-        context=context,
+        project,
     )
-    layers = {lyr.source(): lyr for lyr in QgsProject.instance().mapLayers().values()}
     assert layers[str(tmp_path / "g.img")].renderer().type() == "paletted"
     polygons = next(v for k, v in layers.items() if "layername=my_gaps" in k)
     assert polygons.renderer().type() == "graduatedSymbol"
-    QgsProject.instance().removeAllMapLayers()
+    project.removeAllMapLayers()
 
 
 def test_format_that_cannot_hold_the_masks(provider, rasters, tmp_path):

@@ -28,6 +28,7 @@ REF21_LABEL = "ref21"
 PIXEL_TOLERANCE = 0.05
 """Relative pixel-size difference below which a DSM is used as it is (``infer``'s default)."""
 BAND_ROWS = 512
+"""Rows of the resampled DSM written at a time (:func:`write_resampled`)."""
 
 
 def check_models(config: EvaluateConfig) -> None:

@@ -11,7 +11,7 @@ STAMP_PIP := $(VENV)/.pip-stamp
 export OMP_NUM_THREADS ?= 2
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help setup test test-all lint format demo bench gpu-check package train-default crossval crossval-shipped docker-lint clean
+.PHONY: help setup test test-all lint format demo bench gpu-check package train-default crossval docker-lint clean
 
 help:
 	@echo "make demo    - set up, then run the whole pipeline on an embedded scene"
@@ -21,7 +21,6 @@ help:
 	@echo "make gpu-check - the CUDA path in one run -> bench/work/gpu_check.json (CPU plan without a GPU)"
 	@echo "make package - installable QGIS plugin zip in dist/"
 	@echo "make crossval - leave-one-site-out cross-validation -> build/crossval/crossval.md"
-	@echo "make crossval-shipped - the same on the shipped 20-epoch schedule -> build/crossval-shipped/"
 	@echo "make train-default - rebuild the default model and its card (needs ../shared/data)"
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -103,9 +102,6 @@ train-default: setup
 
 crossval: setup
 	$(PY) -m engine crossval --config resources/configs/crossval.yaml
-
-crossval-shipped: setup
-	$(PY) -m engine crossval --config resources/configs/crossval.yaml --set train.epochs=20 --output build/crossval-shipped
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache demo-output

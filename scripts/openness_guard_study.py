@@ -23,9 +23,10 @@ from engine.api import run
 from engine.models.modelfile import update_head_args
 
 
-def evaluate_fold(fold: Path, floor: float, work: Path) -> list[float]:
+def evaluate_fold(fold: Path, floor: float | list[float], work: Path) -> list[float]:
     """Gap IoU per threshold of ``fold``'s model with guard ``floor`` on its left-out site."""
-    target = work / fold.name / f"floor-{floor}"
+    label = "-".join(f"{f:g}" for f in floor) if isinstance(floor, list) else f"{floor:g}"
+    target = work / fold.name / f"floor-{label}"
     target.mkdir(parents=True, exist_ok=True)
     model = target / "model.safetensors"
     shutil.copyfile(fold / "model.safetensors", model)
@@ -42,22 +43,34 @@ def evaluate_fold(fold: Path, floor: float, work: Path) -> list[float]:
     return [float(b["pixel"]["iou"]) for b in method["thresholds"]]
 
 
+def per_threshold(table: dict[float, dict[str, list[float]]]) -> list[float]:
+    """Per threshold, the floor with the best mean IoU over sites (ties: the larger floor)."""
+    means = {f: np.mean(list(sites.values()), axis=0) for f, sites in table.items()}
+    n = len(next(iter(means.values())))
+    return [max(means, key=lambda f: (round(float(means[f][k]), 6), f)) for k in range(n)]
+
+
+def _line(label: str, sites: dict[str, list[float]]) -> str:
+    mean = np.mean(list(sites.values()), axis=0)
+    cells = " ".join(f"{s}:{'/'.join(f'{v:.3f}' for v in iou)}" for s, iou in sites.items())
+    return f"{label}: mean {'/'.join(f'{v:.4f}' for v in mean)} ({mean.mean():.4f}) {cells}"
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "build/crossval")
-    floors = [
-        float(f)
-        for f in (sys.argv[2] if len(sys.argv) > 2 else "0,0.05,0.1,0.2,0.3,0.5").split(",")
-    ]
+    default = "0,0.01,0.02,0.05,0.1,0.2,0.3,0.5"
+    floors = [float(f) for f in (sys.argv[2] if len(sys.argv) > 2 else default).split(",")]
     work = root / "guard-study"
     folds = sorted(p for p in root.glob("fold-*") if (p / "model.safetensors").is_file())
     table = {f: {p.name[5:]: evaluate_fold(p, f, work) for p in folds} for f in floors}
     for floor, sites in table.items():
-        mean = np.mean(list(sites.values()), axis=0)
-        cells = " ".join(f"{s}:{'/'.join(f'{v:.3f}' for v in iou)}" for s, iou in sites.items())
-        print(
-            f"floor {floor}: mean {'/'.join(f'{v:.3f}' for v in mean)} ({mean.mean():.4f}) {cells}"
-        )
-    (work / "study.json").write_text(json.dumps({str(f): s for f, s in table.items()}, indent=1))
+        print(_line(f"floor {floor:g}", sites))
+    chosen = per_threshold(table)
+    combined = {p.name[5:]: evaluate_fold(p, chosen, work) for p in folds}
+    print(_line(f"per threshold {chosen}", combined))
+    doc: dict[str, object] = {f"{f:g}": s for f, s in table.items()}
+    doc["per_threshold"] = {"floors": chosen, "sites": combined}
+    (work / "study.json").write_text(json.dumps(doc, indent=1))
 
 
 if __name__ == "__main__":

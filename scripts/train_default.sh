@@ -3,7 +3,7 @@
 # run the recipe (tune the adaptive classical method on the training pixels, preprocess with
 # feature channels and terrain copies, train, evaluate on the block), publish the model as
 # float16, evaluate the published file (model, classical, ref21) and write the model card with
-# the cross-validation tables when `make crossval` (and `make crossval-shipped`) have run.
+# the cross-validation table when `make crossval` has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,5 +20,4 @@ rm -rf "$OUT/published-report"
 $PY -m engine evaluate --config resources/configs/evaluate-default.yaml \
   --set "adaptive=$($PY -c 'import json,yaml,sys; print(json.dumps(yaml.safe_load(open(sys.argv[1]))["adaptive"]))' "$OUT/classical.yaml")"
 $PY scripts/model_card.py card resources/models/default.safetensors \
-  "$OUT/published-report/metrics.json" "$OUT" build/crossval/crossval.json \
-  build/crossval-shipped/crossval.json
+  "$OUT/published-report/metrics.json" "$OUT" build/crossval/crossval.json

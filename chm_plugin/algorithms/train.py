@@ -96,7 +96,7 @@ class TrainAlgorithm(EngineAlgorithm):
         "folder next to the model file; an interrupted run there is resumed.\n"
         "A GPU (device auto or cuda) is much faster. On a CPU keep the model small (base "
         "channels 8-16) and the epochs few: the bundled model (16 base channels) trained in "
-        "18 minutes (1000 steps of 8 tiles) on 2 CPU cores."
+        "5-18 minutes (1000 steps of 8 tiles) on 2 CPU cores, by CPU."
     )
     DATASET, OUTPUT, RUN_DIR = "DATASET", "OUTPUT", "RUN_DIR"
 

@@ -17,8 +17,10 @@
   untrained model *is* the adaptive classical method; training learns where it is wrong. Not
   nested by construction (nor is the classical method); only its own thresholds. With an
   ``openness_channel`` the corrections are gated: zero where the forest is more closed than
-  ``openness_floor`` (a low percentile of the training pixels' openness), full at twice that;
-  and bounded to ``max_correction`` (3 logits, about 3 m at the initial temperature).
+  ``openness_floor`` (a low percentile of the training pixels' openness), full at twice that
+  (one floor for all thresholds, or one per threshold: the canopy height's correction then
+  takes the largest); and bounded to ``max_correction`` (3 logits, about 3 m at the initial
+  temperature).
   Out of the training distribution (near-gapless closed canopy) the model *is* the classical
   method.
 """
@@ -196,7 +198,7 @@ class GroundResidualHead(Head):
         input_scale_m: float = 10.0,
         temperature_m: float = 1.0,
         openness_channel: int | None = None,
-        openness_floor: float = 0.0,
+        openness_floor: float | Sequence[float] = 0.0,
         max_correction: float = 3.0,
     ) -> None:
         super().__init__(thresholds)
@@ -205,7 +207,8 @@ class GroundResidualHead(Head):
         self.base_channels = [int(c) for c in base_channels]
         self.height_channel = int(height_channel)
         self.openness_channel = None if openness_channel is None else int(openness_channel)
-        self.openness_floor = float(openness_floor)
+        self.openness_floor = openness_floor  # as given: one value, or one per threshold
+        self.floors = _floors(openness_floor, len(thresholds))  # per correction channel
         self.max_correction = float(max_correction)
         self.input_scale_m = float(input_scale_m)
         self.conv = nn.Conv2d(in_channels, len(thresholds) + 1, 1)
@@ -218,11 +221,14 @@ class GroundResidualHead(Head):
         corr = self.conv(features.float())
         if self.max_correction > 0:  # a few metres at most: the classical answer stays in reach
             corr = self.max_correction * torch.tanh(corr / self.max_correction)
-        if self.openness_channel is None or self.openness_floor <= 0:
+        if self.openness_channel is None or max(self.floors) <= 0:
             return corr
         ratio = x[:, self.openness_channel : self.openness_channel + 1].float()
-        gate = (ratio / self.openness_floor - 1.0).clamp(0.0, 1.0)
-        return corr * gate
+        gates = [
+            (ratio / floor - 1.0).clamp(0.0, 1.0) if floor > 0 else torch.ones_like(ratio)
+            for floor in self.floors
+        ]
+        return corr * torch.cat(gates, dim=1)
 
     def forward(
         self, features: Tensor, thresholds: Tensor | None = None, x: Tensor | None = None
@@ -246,6 +252,17 @@ class GroundResidualHead(Head):
             base = x[:, self.height_channel : self.height_channel + 1].float()
             corr = self._corrections(features, x)[:, -1:]
             return (base + corr) * self.input_scale_m
+
+
+def _floors(floor: float | Sequence[float], n: int) -> list[float]:
+    """Guard floors of the ``n`` threshold corrections and, last, of the height correction."""
+    floors = [float(floor)] * n if isinstance(floor, (int, float)) else [float(f) for f in floor]
+    if len(floors) != n or not all(0.0 <= f <= 1.0 for f in floors):
+        raise ConfigError(
+            f"ground_residual: openness_floor must be one value in 0-1 or {n} of them (one per "
+            f"threshold), got {floor!r}."
+        )
+    return [*floors, max(floors)]
 
 
 def make_head(kind: str, in_channels: int, thresholds: Sequence[float], **head_args: Any) -> Head:

@@ -41,6 +41,12 @@ class HeldOutSite(Config):
         return out
 
 
+def _floors_ok(value: Any) -> str | None:
+    values = value if isinstance(value, list) else [value]
+    problems = [fraction(v) for v in values]
+    return next((p for p in problems if p), None)
+
+
 def _thresholds_ok(value: Any) -> str | None:
     if not value or len(set(value)) != len(value) or min(value) <= 0:
         return "give distinct positive thresholds in metres."
@@ -80,18 +86,25 @@ class RecipeConfig(Config):
         default_factory=dict,
         metadata={"help": "evaluate settings (all but sites, models, output, classical)."},
     )
-    openness_floor: float | None = field(
+    openness_floor: float | list[float] | None = field(
         default=None,
         metadata={
             "help": "Guard of a ground_residual model, set on the trained model before it is "
             "evaluated: its corrections are off where the openness is below this value (0-1) and "
-            "full from twice it, so closed canopy keeps the classical answer; empty keeps the "
-            "training value (the 1st percentile of the training pixels' openness).",
-            "check": fraction,
+            "full from twice it, so closed canopy keeps the classical answer; one value, or one "
+            "per threshold (0: corrections everywhere); empty keeps the training value (the 1st "
+            "percentile of the training pixels' openness).",
+            "check": _floors_ok,
         },
     )
 
     def validate(self) -> None:
+        floor = self.openness_floor
+        if isinstance(floor, list) and len(floor) != len(self.thresholds):
+            raise ConfigError(
+                f"Config key 'openness_floor': give one value or {len(self.thresholds)} (one per "
+                f"threshold), got {len(floor)}."
+            )
         for key, banned in (
             ("dataset", {"output", "sites", "thresholds"}),
             ("train", {"dataset", "output"}),

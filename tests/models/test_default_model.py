@@ -26,11 +26,14 @@ def test_default_model_file_is_small_and_described() -> None:
     assert desc.thresholds == [2.0, 5.0, 10.0, 15.0, 20.0]
     assert desc.pixel_size == 1.0 and desc.output_kind == "independent"
     assert desc.architecture["args"]["head"] == "ground_residual"
-    assert desc.architecture["args"]["head_args"]["openness_floor"] == 0.3  # the LOSO choice
+    floors = desc.architecture["args"]["head_args"]["openness_floor"]
+    assert floors == [0.5, 0.05, 0.0, 0.0, 0.0]  # the LOSO choice, one per threshold
     held_out = desc.metrics["holdout_harv"]
     assert set(held_out) == {"model", "classical", "ref21"}
     for t in ("2", "5", "10", "15", "20"):  # as measured by make train-default
         assert held_out["model"][t]["iou"] > held_out["ref21"][t]["iou"]
+        # the guard chosen by leave-one-site-out corrects closed canopy from 10 m up, which
+        # costs closed, flat HARV up to 0.0007 IoU (MODEL_CARD.md)
         assert held_out["model"][t]["iou"] >= held_out["classical"][t]["iou"] - 0.002
     model, _ = load_model(MODEL)
     assert sum(p.numel() for p in model.parameters()) > 100_000

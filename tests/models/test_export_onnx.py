@@ -75,3 +75,41 @@ def test_export_keeps_the_model_in_its_mode(tmp_path: Path, head: str) -> None:
     with torch.no_grad():
         model(torch.randn(2, 1, 32, 32))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_export_ground_residual_with_a_guard_per_threshold(tmp_path: Path) -> None:
+    """The shipped head kind with one openness floor per threshold (some 0: never off) exports
+    and gives torch's logits where the forest is closed, half open and open."""
+    torch.manual_seed(0)
+    head_args = {
+        "base_channels": [1, 2],
+        "height_channel": 2,
+        "openness_channel": 0,
+        "openness_floor": [0.3, 0.0],
+    }
+    model = build_model(
+        "unet",
+        in_channels=3,
+        base_channels=4,
+        depth=2,
+        thresholds=[2.0, 5.0],
+        head="ground_residual",
+        head_args=head_args,
+    ).eval()
+    with torch.no_grad():
+        model.head.conv.bias.fill_(2.0)
+    path = tmp_path / "guarded.safetensors"
+    save_model(path, model, ModelDescription.from_model(model, tile_size=32, pixel_size=1.0))
+    out = Path(run("export", {"model": str(path)})["output"])
+    x = torch.rand(2, 3, 16, 24)
+    x[:, 0] = torch.linspace(0.0, 1.0, 24)  # openness from closed to open across the tile
+    x[:, 1], x[:, 2] = 0.1, 0.2  # the classical heights: 1 m and 2 m everywhere
+    (got,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        ["logits"], {"input": x.numpy()}
+    )
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.max(np.abs(got - expected)) < 1e-3
+    closed, opened = expected[:, 0, :, 0], expected[:, 0, :, -1]
+    assert np.all(opened - closed > 1.0)  # the 2 m guard is off in the open, on where closed
+    assert np.allclose(expected[:, 1, :, 0], expected[:, 1, :, -1])  # 5 m: floor 0, never on

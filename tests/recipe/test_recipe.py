@@ -46,7 +46,8 @@ def _config(scenes: dict[str, Path], out: Path) -> dict[str, Any]:
 
 
 def test_crossval_table_and_resume(scenes: dict[str, Path], tmp_path: Path) -> None:
-    cfg = {**_config(scenes, tmp_path / "cv"), "folds": ["a", "b"], "openness_floor": 0.25}
+    cfg = {**_config(scenes, tmp_path / "cv"), "folds": ["a", "b"]}
+    cfg["openness_floor"] = [0.25, 0.0, 0.1]  # one per threshold
     result = run("crossval", cfg)
     doc = json.loads(Path(result["json"]).read_text())
     assert set(doc["sites"]) == {"a", "b"}
@@ -65,7 +66,7 @@ def test_crossval_table_and_resume(scenes: dict[str, Path], tmp_path: Path) -> N
     from engine.models.modelfile import read_description
 
     head_args = read_description(model).architecture["args"]["head_args"]
-    assert head_args["openness_floor"] == 0.25  # every recipe setting reaches the folds
+    assert head_args["openness_floor"] == [0.25, 0.0, 0.1]  # every setting reaches the folds
     stamp = model.stat().st_mtime_ns
     again = run("crossval", cfg)  # resumes: every product exists
     assert model.stat().st_mtime_ns == stamp
@@ -162,3 +163,54 @@ def test_openness_floor_is_set_on_the_model_and_its_report_redone(
     )
     assert all(torch.equal(v, load_file(str(model))[k]) for k, v in weights.items())
     assert metrics.stat().st_mtime_ns != stamp  # the old report described the old guard
+
+
+def test_openness_guard_per_threshold() -> None:
+    """One floor per threshold: a threshold whose floor is 0 is corrected everywhere, one with a
+    floor keeps the classical answer where the forest is more closed; the canopy height's
+    correction takes the largest floor."""
+    import torch
+
+    from engine.models.heads import GroundResidualHead
+
+    head = GroundResidualHead(
+        4, [2.0, 5.0], [1, 2], 2, openness_channel=0, openness_floor=[0.05, 0.0]
+    )
+    torch.nn.init.constant_(head.conv.bias, 10.0)
+    x = torch.zeros(1, 3, 1, 2)
+    x[0, 1], x[0, 2] = 0.1, 0.2
+    x[0, 0] = torch.tensor([[0.0, 0.2]])  # closed, open
+    features = torch.zeros(1, 4, 1, 2)
+    flat = head(features, None, x)[0].reshape(2, 2)
+    assert torch.allclose(flat[0, 0], torch.tensor(1.0), atol=0.01)  # 2 m, closed: classical
+    assert flat[0, 1] > 1.0 + 2.9  # 2 m, open: corrected
+    assert torch.all(flat[1] > 3.0 + 2.9)  # 5 m, floor 0: corrected even where closed
+    height = head.height(features, x)[0, 0]
+    assert torch.isclose(height[0, 0], torch.tensor(2.0)) and height[0, 1] > 2.0 + 20.0
+
+
+def test_openness_guard_rejects_a_wrong_number_of_floors() -> None:
+    from engine.errors import ConfigError
+    from engine.models.heads import GroundResidualHead
+
+    with pytest.raises(ConfigError, match="one per threshold"):
+        GroundResidualHead(4, [2.0, 5.0], [1, 2], 2, openness_channel=0, openness_floor=[0.1])
+
+
+def test_openness_floor_per_threshold_must_match_the_thresholds(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    from engine.config.base import from_dict
+    from engine.errors import ConfigError
+    from engine.recipe.config import CrossvalConfig
+
+    cfg = {**_config(scenes, tmp_path / "cv"), "openness_floor": [0.3, 0.0]}
+    with pytest.raises(ConfigError, match="one per threshold"):
+        from_dict(CrossvalConfig, cfg)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        from_dict(CrossvalConfig, {**cfg, "openness_floor": [0.3, 0.0, 1.5]})
+    assert from_dict(CrossvalConfig, {**cfg, "openness_floor": [0.3, 0, 0]}).openness_floor == [
+        0.3,
+        0.0,
+        0.0,
+    ]

@@ -188,6 +188,7 @@ class GroundResidualHead(Head):
 
     output_kind = "independent"
     needs_input = True
+    floors: Tensor  # guard floor of each correction channel, [1, T + 1, 1, 1] (a buffer)
 
     def __init__(
         self,
@@ -208,7 +209,10 @@ class GroundResidualHead(Head):
         self.height_channel = int(height_channel)
         self.openness_channel = None if openness_channel is None else int(openness_channel)
         self.openness_floor = openness_floor  # as given: one value, or one per threshold
-        self.floors = _floors(openness_floor, len(thresholds))  # per correction channel
+        floors = _floors(openness_floor, len(thresholds))
+        self.guarded = self.openness_channel is not None and max(floors) > 0
+        # per correction channel; a model setting, not a weight: kept out of the state dict
+        self.register_buffer("floors", torch.tensor(floors).reshape(1, -1, 1, 1), persistent=False)
         self.max_correction = float(max_correction)
         self.input_scale_m = float(input_scale_m)
         self.conv = nn.Conv2d(in_channels, len(thresholds) + 1, 1)
@@ -221,14 +225,12 @@ class GroundResidualHead(Head):
         corr = self.conv(features.float())
         if self.max_correction > 0:  # a few metres at most: the classical answer stays in reach
             corr = self.max_correction * torch.tanh(corr / self.max_correction)
-        if self.openness_channel is None or max(self.floors) <= 0:
+        if not self.guarded or self.openness_channel is None:
             return corr
         ratio = x[:, self.openness_channel : self.openness_channel + 1].float()
-        gates = [
-            (ratio / floor - 1.0).clamp(0.0, 1.0) if floor > 0 else torch.ones_like(ratio)
-            for floor in self.floors
-        ]
-        return corr * torch.cat(gates, dim=1)
+        guarded = self.floors > 0  # a floor of 0: that correction is never switched off
+        gate = (ratio / torch.where(guarded, self.floors, 1.0) - 1.0).clamp(0.0, 1.0)
+        return corr * torch.where(guarded, gate, 1.0)
 
     def forward(
         self, features: Tensor, thresholds: Tensor | None = None, x: Tensor | None = None
